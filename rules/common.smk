@@ -1,0 +1,82 @@
+# Config checking, the dataset table and the sampling plan, path helpers.
+import re
+from pathlib import Path
+
+from snakemake.utils import validate
+
+from pretrain_mix.config import load_mixture, load_yaml
+from pretrain_mix.plan import format_plan_table, make_plan, plan_document
+
+SCHEMA = Path(workflow.basedir) / "config" / "schema.yaml"
+
+# One-line errors first (unknown key, bad weight, duplicate folder...), then Snakemake's
+# own validation, which also fills in the schema's defaults.
+DATASETS = {spec.id: spec for spec in load_mixture(config, load_yaml(SCHEMA))}
+
+
+validate(config, schema=SCHEMA)
+
+
+RAW = config["raw_folder"]
+PLAN = {
+    row.id: row for row in make_plan(list(DATASETS.values()), config["target_samples"])
+}
+
+
+wildcard_constraints:
+    dataset="|".join(re.escape(dataset_id) for dataset_id in DATASETS),
+
+
+onstart:
+    print(format_plan_table(list(PLAN.values())))
+
+
+def raw_data(dataset_id):
+    return f"{RAW}/{dataset_id}/raw_data.jsonl.gz"
+
+
+def get_raw_outputs():
+    return [f"{RAW}/sampling_plan.json"] + [
+        raw_data(dataset_id) for dataset_id in DATASETS
+    ]
+
+
+def get_final_output():
+    return get_raw_outputs()
+
+
+def get_plan_document():
+    return plan_document(list(PLAN.values()), config["target_samples"], config["seed"])
+
+
+def get_local_data_files(wildcards):
+    """Local files a dataset reads, so Snakemake builds (demo) or tracks them; globs excluded."""
+    spec = DATASETS[wildcards.dataset]
+    files = spec.data_files if spec.is_local else None
+    if isinstance(files, str):
+        files = [files]
+    if not isinstance(files, list):
+        return []
+    return [path for path in files if not any(char in path for char in "*?[")]
+
+
+def get_source_params(wildcards):
+    return DATASETS[wildcards.dataset].source_params()
+
+
+def get_sample_count(wildcards):
+    return PLAN[wildcards.dataset].count
+
+
+def get_sampling_settings(wildcards):
+    """The sampling section, with this dataset's own scan limit where it sets one."""
+    settings = dict(config["sampling"])
+    spec = DATASETS[wildcards.dataset]
+    if spec.max_rows_scanned is not None:
+        settings["max_rows_scanned"] = spec.max_rows_scanned
+    return settings
+
+
+def get_sample_mem_mb(wildcards):
+    """Room for twice the sample as Python strings (~20 kB a document) plus the stream."""
+    return 2000 + PLAN[wildcards.dataset].count // 50
