@@ -1,4 +1,4 @@
-"""Opening a dataset stream with `datasets`, and reading it shard by shard, resuming on network errors."""
+"""Opening a dataset stream with `datasets`; reading it shard by shard, resuming after errors."""
 
 from __future__ import annotations
 
