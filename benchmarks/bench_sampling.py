@@ -312,7 +312,9 @@ def measure_format(
             gc.collect()  # garbage of the previous path should not be collected on this one's time
             run = job()
             if run.rows != dataset.rows:
-                raise RuntimeError(f"{measurement.path} read {run.rows:,} rows, not {dataset.rows:,}")
+                raise RuntimeError(
+                    f"{measurement.path} read {run.rows:,} rows, not {dataset.rows:,}"
+                )
             measurement.runs.append(run)
             note(
                 f"[{dataset.format}] {attempt}/{repeat} {measurement.path}:"
@@ -514,7 +516,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Figures written to {results}")
     verdict = "PASS" if passed else "FAIL"
     sign = ">=" if passed else "<"
-    print(f"{verdict}: sampler/plain ratio {sign} {PASS_RATIO} (worst vs arrow-batches: {worst:.2f})")
+    print(
+        f"{verdict}: sampler/plain ratio {sign} {PASS_RATIO} (worst vs arrow-batches {worst:.2f})"
+    )
     return 0  # a benchmark reports; it does not fail the build
 
 

@@ -339,8 +339,8 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
 def web_en_rows(rng: random.Random, n: int) -> list[dict]:
     texts = _with_noise(rng, n, english_article, _EN_SPAM, _EN_SHORT)
     rows = [{"text": t, "url": f"https://example.org/post/{i}"} for i, t in enumerate(texts)]
-    # Rows a real crawl has too: no text column value, empty text, a number in the column.
-    for i, broken in zip(range(7, n, max(1, n // 4)), [None, "", "   \n", 12345], strict=False):
+    # Rows a real crawl has too: no text, empty text, only whitespace.
+    for i, broken in zip(range(7, n, max(1, n // 3)), [None, "", "   \n"], strict=False):
         rows[i]["text"] = broken
     return rows
 
