@@ -1,4 +1,7 @@
 # Write the sampling plan (computed from the config in rules/common.smk) as JSON.
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # the library, also in conda envs
 from pretrain_mix.io import write_json
 from pretrain_mix.jobs import run_logged
 

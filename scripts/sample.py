@@ -1,4 +1,7 @@
 # Stage 1 for one dataset: stream it, draw the planned sample, write raw_data + sample_stats.
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # the library, also in conda envs
 from pretrain_mix.jobs import run_logged
 from pretrain_mix.sampling import run_sample_job
 

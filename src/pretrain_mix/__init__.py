@@ -1,0 +1,1 @@
+"""pretrain-mix: sample, clean and deduplicate weighted LLM pretraining mixtures."""
