@@ -6,6 +6,7 @@ from snakemake.utils import validate
 
 from pretrain_mix.config import load_mixture, load_yaml
 from pretrain_mix.plan import format_plan_table, make_plan, plan_document
+from pretrain_mix.profiles import check_clean_settings, clean_settings
 
 SCHEMA = Path(workflow.basedir) / "config" / "schema.yaml"
 
@@ -15,9 +16,11 @@ DATASETS = {spec.id: spec for spec in load_mixture(config, load_yaml(SCHEMA))}
 
 
 validate(config, schema=SCHEMA)
+check_clean_settings(config, list(DATASETS.values()))
 
 
 RAW = config["raw_folder"]
+CLEANED = config["cleaned_folder"]
 PLAN = {
     row.id: row for row in make_plan(list(DATASETS.values()), config["target_samples"])
 }
@@ -41,8 +44,12 @@ def get_raw_outputs():
     ]
 
 
+def get_cleaned_outputs():
+    return [f"{CLEANED}/{dataset_id}/cleaned_data.jsonl.gz" for dataset_id in DATASETS]
+
+
 def get_final_output():
-    return get_raw_outputs()
+    return get_raw_outputs() + get_cleaned_outputs()
 
 
 def get_plan_document():
@@ -80,3 +87,13 @@ def get_sampling_settings(wildcards):
 def get_sample_mem_mb(wildcards):
     """Room for twice the sample as Python strings (~20 kB a document) plus the stream."""
     return 2000 + PLAN[wildcards.dataset].count // 50
+
+
+def get_clean_settings(wildcards):
+    return clean_settings(config, DATASETS[wildcards.dataset])
+
+
+def get_clean_mem_mb(wildcards):
+    """A batch of documents several times over (polars columns, regex copies), plus the index."""
+    batch = config["cleaning"]["batch_size"]
+    return 1000 + batch // 10 + PLAN[wildcards.dataset].count // 20_000

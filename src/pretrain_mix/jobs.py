@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -32,5 +33,8 @@ def run_logged(log_path: str, job: Callable[..., Any], **kwargs: Any) -> Any:
             print(message, file=log_file)
             print(message, file=terminal)
             raise SystemExit(1) from None
+        except BaseException:
+            traceback.print_exc(file=log_file)  # an unexpected failure: keep the whole story
+            raise
         finally:
             sys.stderr = terminal

@@ -1,0 +1,273 @@
+"""Stage 2 for one dataset: normalise, filter, deduplicate, and account for every document.
+
+Memory is bounded by `batch_size` documents (plus 24 bytes a kept document for the exact
+dedup index). For every dataset: raw lines = kept + rejected.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from pretrain_mix.dedup import ExactDeduplicator
+from pretrain_mix.filters import get_filter
+from pretrain_mix.io import atomic_path, gzip_writer, json_line, write_json
+from pretrain_mix.normalise import enabled_normalisers
+from pretrain_mix.raw_reader import BadRecord, iter_raw_batches
+
+log = logging.getLogger(__name__)
+
+REASON = "_reason"
+DUPLICATE_OF = "_duplicate_of"
+EMPTY = "empty_after_cleaning"
+EXACT_DUPLICATE = "exact_duplicate"
+BAD_RECORD = "bad_record"
+
+
+@dataclass
+class StepStats:
+    name: str
+    chars_before: int = 0
+    chars_after: int = 0
+    documents_changed: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class CleanReport:
+    reasons: list[str]  # pipeline order
+    documents_in: int = 0
+    kept: int = 0
+    rejected: Counter = field(default_factory=Counter)
+    normalisers: dict[str, StepStats] = field(default_factory=dict)
+    filter_seconds: dict[str, float] = field(default_factory=dict)
+    seconds: Counter = field(default_factory=Counter)
+    chars_raw: int = 0
+    chars_kept: int = 0
+
+    def document(self, filters: list[str]) -> dict[str, Any]:
+        removed_by_filter = {
+            name: sum(self.rejected[r] for r in get_filter(name).reasons) for name in filters
+        }
+        return {
+            "documents_in": self.documents_in,
+            "kept": self.kept,
+            "rejected": sum(self.rejected.values()),
+            "rejected_by_reason": {reason: self.rejected[reason] for reason in self.reasons},
+            "filters": [
+                {
+                    "name": name,
+                    "removed": removed_by_filter[name],
+                    "seconds": round(self.filter_seconds.get(name, 0.0), 4),
+                }
+                for name in filters
+            ],
+            "normalisers": [
+                {
+                    "name": s.name,
+                    "chars_before": s.chars_before,
+                    "chars_after": s.chars_after,
+                    "documents_changed": s.documents_changed,
+                    "seconds": round(s.seconds, 4),
+                }
+                for s in self.normalisers.values()
+            ],
+            "characters": {"raw": self.chars_raw, "kept": self.chars_kept},
+            "seconds": {step: round(t, 4) for step, t in self.seconds.items()},
+        }
+
+
+def pipeline_reasons(filters: list[str], dedup_enabled: bool) -> list[str]:
+    reasons = [BAD_RECORD, EMPTY]
+    for name in filters:
+        reasons += get_filter(name).reasons
+    if dedup_enabled:
+        reasons.append(EXACT_DUPLICATE)
+    return reasons
+
+
+class Timer:
+    def __init__(self, bucket: Counter | dict, key: str):
+        self.bucket, self.key = bucket, key
+
+    def __enter__(self) -> Timer:
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bucket[self.key] = self.bucket.get(self.key, 0.0) + time.perf_counter() - self.start
+
+
+def normalise_text(text: pl.Series, settings: Mapping[str, Any], report: CleanReport) -> pl.Series:
+    for normaliser in enabled_normalisers(settings):
+        step = report.normalisers.setdefault(normaliser.name, StepStats(normaliser.name))
+        started = time.perf_counter()
+        cleaned = normaliser.apply(text, settings)
+        step.seconds += time.perf_counter() - started
+        step.chars_before += int(text.str.len_chars().sum())
+        step.chars_after += int(cleaned.str.len_chars().sum())
+        step.documents_changed += int((cleaned != text).sum())
+        text = cleaned
+    return text
+
+
+def first_failure(
+    frame: pl.DataFrame, filters: list[str], thresholds: Mapping[str, Any], report: CleanReport
+) -> pl.Series:
+    """The reason of the first failing check per row (null where every check passes)."""
+    masks = frame.select((pl.col("text").str.len_chars() == 0).alias(EMPTY))
+    for name in filters:
+        checks = get_filter(name).checks(thresholds)
+        if not checks:
+            continue
+        with Timer(report.filter_seconds, name):
+            masks = masks.hstack(frame.select(expr.alias(reason) for reason, expr in checks))
+    return masks.select(
+        pl.coalesce(pl.when(pl.col(r)).then(pl.lit(r)) for r in masks.columns).alias(REASON)
+    ).to_series()
+
+
+def _document_ids(frame: pl.DataFrame) -> pl.Expr:
+    """What duplicate_of names: the kept document's original_index (else its raw line)."""
+    metadata = frame.schema.get("metadata")
+    if isinstance(metadata, pl.Struct) and "original_index" in [f.name for f in metadata.fields]:
+        return pl.coalesce(pl.col("metadata").struct.field("original_index"), pl.col("line_number"))
+    return pl.col("line_number")
+
+
+def _with_rejection_metadata(frame: pl.DataFrame) -> pl.DataFrame:
+    """The original record plus metadata.filter_reason and metadata.duplicate_of."""
+    extra = {"filter_reason": pl.col(REASON), "duplicate_of": pl.col(DUPLICATE_OF)}
+    if isinstance(frame.schema.get("metadata"), pl.Struct):
+        metadata = pl.col("metadata").struct.with_fields(**extra)
+    else:
+        metadata = pl.struct(**extra)
+    return frame.with_columns(metadata.alias("metadata"))
+
+
+def clean_batch(
+    records: pl.DataFrame,
+    settings: Mapping[str, Any],
+    deduplicator: ExactDeduplicator | None,
+    report: CleanReport,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(kept records with cleaned text, rejected original records with their reason)."""
+    raw_text = records["text"]
+    report.chars_raw += int(raw_text.str.len_chars().sum())
+    work = records.with_columns(normalise_text(raw_text, settings["normalise"], report))
+    reason = first_failure(work, settings["filters"], settings["thresholds"], report)
+    duplicate_of = pl.Series(DUPLICATE_OF, [None] * len(work), pl.Int64)
+    if deduplicator is not None:
+        with Timer(report.seconds, "dedup"):
+            passed = reason.is_null()
+            found = deduplicator.duplicate_of(
+                work.filter(passed).with_columns(_document_ids(work).alias("_doc_id")), "_doc_id"
+            )
+            duplicate_of = duplicate_of.scatter(passed.arg_true(), found)
+            reason = pl.select(
+                pl.when(duplicate_of.is_not_null())
+                .then(pl.lit(EXACT_DUPLICATE))
+                .otherwise(reason)
+                .alias(REASON)
+            ).to_series()
+    output_columns = [c for c in records.columns if c != "line_number"]
+    kept = work.filter(reason.is_null()).select(output_columns)
+    rejected = _with_rejection_metadata(
+        records.with_columns(reason.alias(REASON), duplicate_of).filter(reason.is_not_null())
+    )
+    report.kept += len(kept)
+    report.chars_kept += int(kept["text"].str.len_chars().sum())
+    report.rejected.update(reason.drop_nulls().to_list())
+    return kept, rejected.select(output_columns + ["line_number"])
+
+
+def bad_record_line(bad: BadRecord) -> tuple[int, bytes]:
+    record = {
+        "text": bad.line,
+        "metadata": {
+            "filter_reason": BAD_RECORD,
+            "duplicate_of": None,
+            "line_number": bad.line_number,
+            "error": bad.error,
+        },
+    }
+    return bad.line_number, json_line(record)
+
+
+def ndjson_bytes(frame: pl.DataFrame) -> bytes:
+    if frame.is_empty():
+        return b""
+    buffer = io.BytesIO()
+    frame.write_ndjson(buffer)
+    return buffer.getvalue()
+
+
+def rejected_bytes(rejected: pl.DataFrame, bad: list[BadRecord]) -> bytes:
+    """Rejected records of a batch in input order, bad lines included where they were."""
+    body = ndjson_bytes(rejected.drop("line_number"))
+    if not bad:
+        return body
+    lines = list(
+        zip(rejected["line_number"].to_list(), body.splitlines(keepends=True), strict=True)
+    )
+    lines += [bad_record_line(b) for b in bad]
+    return b"".join(line for _number, line in sorted(lines, key=lambda pair: pair[0]))
+
+
+def run_clean_job(
+    raw_path: str | Path,
+    settings: Mapping[str, Any],
+    cleaned_path: str | Path,
+    rejected_path: str | Path,
+    stats_path: str | Path,
+) -> dict[str, Any]:
+    """What the `clean` rule does; all three outputs appear together or not at all."""
+    started = time.perf_counter()
+    dedup_settings = settings["exact_dedup"]
+    deduplicator = ExactDeduplicator(dedup_settings) if dedup_settings["enabled"] else None
+    report = CleanReport(pipeline_reasons(settings["filters"], deduplicator is not None))
+    skip_bad = settings.get("on_bad_record", "fail") == "skip"
+    with ExitStack() as stack:
+        kept_partial = stack.enter_context(atomic_path(cleaned_path))
+        rejected_partial = stack.enter_context(atomic_path(rejected_path))
+        kept_out = stack.enter_context(gzip_writer(kept_partial))
+        rejected_out = stack.enter_context(gzip_writer(rejected_partial))
+        batches = iter_raw_batches(raw_path, int(settings["batch_size"]), skip_bad)
+        while True:
+            with Timer(report.seconds, "read"):
+                batch = next(batches, None)
+            if batch is None:
+                break
+            report.documents_in += len(batch.records) + len(batch.bad)
+            report.rejected[BAD_RECORD] += len(batch.bad)
+            if batch.records.is_empty():
+                kept, rejected = pl.DataFrame(), pl.DataFrame(schema={"line_number": pl.Int64})
+            else:
+                kept, rejected = clean_batch(batch.records, settings, deduplicator, report)
+            with Timer(report.seconds, "write"):
+                kept_out.write(ndjson_bytes(kept))
+                rejected_out.write(rejected_bytes(rejected, batch.bad))
+        report.seconds["total"] = time.perf_counter() - started
+        stats = {"raw_file": str(raw_path), **report.document(settings["filters"])}
+        stats["settings"] = settings
+        write_json(stats_path, stats)
+    log.info(
+        "%s: %d in, %d kept, %d rejected %s in %.1fs",
+        raw_path,
+        stats["documents_in"],
+        stats["kept"],
+        stats["rejected"],
+        json.dumps({k: v for k, v in stats["rejected_by_reason"].items() if v}),
+        report.seconds["total"],
+    )
+    return stats

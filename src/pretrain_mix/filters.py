@@ -1,0 +1,181 @@
+"""Stage 2 filters: each is a set of polars expressions, True where a document fails.
+
+A filter has a name (used in profiles), the keys of the `filtering` section it reads, and
+one short snake_case reason per way of failing. The pipeline, not the filter, counts and
+writes the rejected documents; the first failing check names the reason.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from pretrain_mix.errors import ConfigError
+
+TEXT = pl.col("text")
+
+
+# The original script's code detection: a document with one of these is code-like and kept
+# by the relevance filter whatever its keyword score.
+CODE_INDICATORS = [
+    r"\bdef\s+\w+\s*\(",
+    r"\bfunction\s+\w+\s*\(",
+    r"\bclass\s+\w+\s*[:{]",
+    r"\bpublic\s+\w+\s+\w+\s*\(",
+    r"\bimport\s+[\w.]+",
+    r"#include\s*<[\w./]+>",
+    r"```",
+    r"\b(?:int|string|bool|float|double)\s+\w+\s*=",
+]
+
+
+Check = tuple[str, pl.Expr]  # (reason, True where the document fails)
+
+
+@dataclass(frozen=True)
+class Filter:
+    name: str
+    uses: tuple[str, ...]  # keys of the `filtering` section this filter reads
+    reasons: tuple[str, ...]
+    checks: Callable[[Mapping[str, Any]], list[Check]]
+
+
+def _is_word_char(char: str) -> bool:
+    return char.isalnum() or char == "_" or unicodedata.category(char).startswith("M")
+
+
+def phrase_pattern(phrase: str) -> str:
+    """A keyword or phrase as a whole-word regex; spaces inside match any whitespace run.
+
+    Rust's Unicode \\b counts combining marks as word characters, so decomposed Vietnamese
+    works; a keyword that starts or ends with punctuation ("c++") gets no \\b on that side.
+    """
+    words = phrase.split()
+    body = r"\s+".join(re.escape(word) for word in words)
+    start = r"\b" if _is_word_char(words[0][0]) else ""
+    end = r"\b" if _is_word_char(words[-1][-1]) else ""
+    return f"{start}{body}{end}"
+
+
+def keyword_alternation(keywords: list[str]) -> str | None:
+    """Case-insensitive alternation of whole-word keywords, each in NFC and NFD form."""
+    forms: list[str] = []
+    for keyword in sorted(keywords, key=len, reverse=True):  # longest first wins overlaps
+        for form in ("NFC", "NFD"):
+            pattern = phrase_pattern(unicodedata.normalize(form, keyword))
+            if pattern not in forms:
+                forms.append(pattern)
+    return f"(?i)(?:{'|'.join(forms)})" if forms else None
+
+
+def _keywords(settings: Mapping[str, Any], key: str) -> list[str]:
+    return [k for k in (settings.get(key) or []) if isinstance(k, str) and k.strip()]
+
+
+def length_checks(s: Mapping[str, Any]) -> list[Check]:
+    n_chars = TEXT.str.len_chars()
+    checks = []
+    if s.get("min_length") is not None:
+        checks.append(("too_short", n_chars < s["min_length"]))
+    if s.get("max_length") is not None:
+        checks.append(("too_long", n_chars > s["max_length"]))
+    return checks
+
+
+def word_count_checks(s: Mapping[str, Any]) -> list[Check]:
+    n_words = TEXT.str.count_matches(r"\S+")
+    checks = []
+    if s.get("min_words") is not None:
+        checks.append(("too_few_words", n_words < s["min_words"]))
+    if s.get("max_words") is not None:
+        checks.append(("too_many_words", n_words > s["max_words"]))
+    return checks
+
+
+def exclude_keyword_checks(s: Mapping[str, Any]) -> list[Check]:
+    pattern = keyword_alternation(_keywords(s, "exclude_keywords"))
+    return [] if pattern is None else [("excluded_keyword", TEXT.str.contains(pattern))]
+
+
+def junk_pattern_checks(s: Mapping[str, Any]) -> list[Check]:
+    patterns = [p for p in (s.get("junk_patterns") or []) if p]
+    if not patterns:
+        return []
+    matches = pl.sum_horizontal([TEXT.str.count_matches(p) for p in patterns])
+    return [("junk_pattern", matches > int(s.get("junk_max_matches") or 0))]
+
+
+def relevance_checks(s: Mapping[str, Any]) -> list[Check]:
+    """Share of keep_keywords present (whole words), as the original scored it; code passes."""
+    keywords = {
+        " ".join(unicodedata.normalize("NFC", k.lower()).split())
+        for k in _keywords(s, "keep_keywords")
+    }
+    min_relevance = float(s.get("min_relevance") or 0.0)
+    if not keywords or min_relevance <= 0:
+        return []
+    # One regex pass finds the keywords present; overlapping ones ("code" inside "source
+    # code") count once, as the longest match.
+    found = (
+        TEXT.str.extract_all(keyword_alternation(sorted(keywords)))
+        .list.eval(
+            pl.element().str.to_lowercase().str.normalize("NFC").str.replace_all(r"\s+", " ")
+        )
+        .list.n_unique()
+    )
+    relevance = found / len(keywords)
+    has_code = TEXT.str.contains("|".join(CODE_INDICATORS))
+    return [("low_relevance", (relevance < min_relevance) & ~has_code)]
+
+
+FILTERS: dict[str, Filter] = {
+    f.name: f
+    for f in (
+        Filter("length", ("min_length", "max_length"), ("too_short", "too_long"), length_checks),
+        Filter(
+            "word_count",
+            ("min_words", "max_words"),
+            ("too_few_words", "too_many_words"),
+            word_count_checks,
+        ),
+        Filter(
+            "exclude_keywords", ("exclude_keywords",), ("excluded_keyword",), exclude_keyword_checks
+        ),
+        Filter(
+            "junk_patterns",
+            ("junk_patterns", "junk_max_matches"),
+            ("junk_pattern",),
+            junk_pattern_checks,
+        ),
+        Filter(
+            "relevance",
+            ("keep_keywords", "min_relevance"),
+            ("low_relevance",),
+            relevance_checks,
+        ),
+    )
+}
+
+
+def get_filter(name: str) -> Filter:
+    if name not in FILTERS:
+        raise ConfigError(f"unknown filter '{name}'; known filters: {', '.join(FILTERS)}")
+    return FILTERS[name]
+
+
+def check_regex(pattern: str, where: str) -> None:
+    """Junk patterns run in polars' Rust regex engine: compile them there, before any job."""
+    try:
+        pl.select(pl.lit("").str.contains(pattern))
+    except pl.exceptions.PolarsError as exc:
+        reason = str(exc).strip().splitlines()
+        detail = next((line.strip() for line in reason if line.strip().startswith("error:")), "")
+        raise ConfigError(
+            f"{where}: invalid regex {pattern!r} ({detail or 'parse error'}); patterns use Rust"
+            " regex syntax: no look-around or backreferences"
+        ) from None

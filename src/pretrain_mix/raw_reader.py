@@ -1,0 +1,95 @@
+"""Reading a raw sample in batches of documents, with every bad line accounted for."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import itertools
+import json
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from pretrain_mix.errors import PretrainMixError
+
+
+class RawInputError(PretrainMixError):
+    """A raw file or one of its lines cannot be used."""
+
+
+@dataclass
+class BadRecord:
+    line_number: int  # 1-based, as editors and `sed -n Np` count
+    line: str
+    error: str
+
+
+@dataclass
+class RawBatch:
+    first_line: int  # 1-based line number of the batch's first line
+    records: pl.DataFrame  # good records, input order; column `line_number` locates each
+    bad: list[BadRecord] = field(default_factory=list)
+
+
+def _check_gzip(path: Path) -> None:
+    with open(path, "rb") as handle:
+        if handle.read(2) != b"\x1f\x8b":
+            raise RawInputError(
+                f"{path}: not a gzip file; delete it and re-run stage 1 for this dataset"
+            )
+
+
+def _parse_lines(lines: list[bytes], first_line: int, path: Path) -> RawBatch:
+    """Fast path: polars parses the whole batch; on any problem, find the bad lines one by one."""
+    numbers = pl.Series("line_number", range(first_line, first_line + len(lines)), pl.Int64)
+    try:
+        frame = pl.read_ndjson(io.BytesIO(b"".join(lines)), infer_schema_length=None)
+        if len(frame) == len(lines) and frame.schema.get("text") == pl.String:
+            if frame["text"].null_count() == 0:
+                return RawBatch(first_line, frame.with_columns(numbers))
+    except pl.exceptions.PolarsError:
+        pass
+    good, good_numbers, bad = [], [], []
+    for number, raw in zip(numbers, lines, strict=True):
+        line = raw.decode("utf-8", errors="replace").rstrip("\n")
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            bad.append(BadRecord(number, line, f"not JSON: {exc.msg} at column {exc.colno}"))
+            continue
+        if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+            bad.append(BadRecord(number, line, "no string 'text' field"))
+            continue
+        good.append(record)
+        good_numbers.append(number)
+    frame = pl.DataFrame(good, infer_schema_length=None) if good else pl.DataFrame()
+    if good:
+        frame = frame.with_columns(pl.Series("line_number", good_numbers, pl.Int64))
+    return RawBatch(first_line, frame, bad)
+
+
+def iter_raw_batches(path: str | Path, batch_size: int, skip_bad: bool) -> Iterator[RawBatch]:
+    """Batches of `batch_size` lines; a bad line fails the job unless `skip_bad`."""
+    path = Path(path)
+    _check_gzip(path)
+    first_line = 1
+    try:
+        with gzip.open(path, "rb") as handle:
+            while lines := list(itertools.islice(handle, batch_size)):
+                batch = _parse_lines(lines, first_line, path)
+                if batch.bad and not skip_bad:
+                    bad = batch.bad[0]
+                    raise RawInputError(
+                        f"{path}, line {bad.line_number}: {bad.error}; fix or delete the file and"
+                        " re-run stage 1, or set cleaning.on_bad_record: skip to reject such lines"
+                    )
+                yield batch
+                first_line += len(lines)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise RawInputError(
+            f"{path}: cannot read after line {first_line - 1} ({exc}); the file is damaged:"
+            " delete it and re-run stage 1"
+        ) from exc
