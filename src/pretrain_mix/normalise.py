@@ -26,7 +26,8 @@ SCRIPT_OR_STYLE_BLOCKS = [
     r"(?is)<noscript\b[^>]*>.*?</noscript\s*>",
     r"(?s)<!--.*?-->",
 ]
-LINE_BREAK_TAGS = r"(?i)<br\s*/?>|</(?:p|div|li|h[1-6]|tr|table|ul|ol|section|article|blockquote|pre|header|footer)\s*>"
+BLOCK_TAGS = "p|div|li|h[1-6]|tr|table|ul|ol|section|article|blockquote|pre|header|footer"
+LINE_BREAK_TAGS = rf"(?i)<br\s*/?>|</(?:{BLOCK_TAGS})\s*>"
 # Only real tag names: `a < b > c`, `#include <stdio.h>` and `List<String>` must survive.
 KNOWN_TAGS = (
     "a|abbr|address|article|aside|audio|b|bdi|bdo|big|blockquote|body|br|button|canvas|caption|"
