@@ -242,7 +242,7 @@ def plain_arrow_batches(builder: str, files: list[str]) -> Run:
 @contextmanager
 def timed_sample_writes(seconds: list[float]) -> Iterator[None]:
     """Time run_sample_job's write of raw_data.jsonl.gz without changing what it does."""
-    write = sampling.write_jsonl_gz
+    write = sampling.write_frame_jsonl_gz
 
     def timed(path: str | Path, records: Any) -> int:
         started = time.perf_counter()
@@ -251,7 +251,7 @@ def timed_sample_writes(seconds: list[float]) -> Iterator[None]:
         finally:
             seconds.append(time.perf_counter() - started)
 
-    with mock.patch.object(sampling, "write_jsonl_gz", timed):
+    with mock.patch.object(sampling, "write_frame_jsonl_gz", timed):
         yield
 
 
@@ -455,10 +455,22 @@ def comma_list(text: str) -> list[str]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpora", type=Path, default=DEFAULT_CORPORA, help="%(default)s")
-    parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="%(default)s")
+    parser.add_argument(
+        "--corpora",
+        type=Path,
+        default=DEFAULT_CORPORA,
+        help="folder holding web_en.jsonl.gz and web_vi.jsonl.gz (%(default)s)",
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=DEFAULT_WORKDIR,
+        help="built shards, sampler outputs and results.json; git-ignored (%(default)s)",
+    )
     parser.add_argument("--rows", type=int, default=500_000, help="rows per format (%(default)s)")
-    parser.add_argument("--formats", type=comma_list, default="parquet,jsonl", help="%(default)s")
+    parser.add_argument(
+        "--formats", type=comma_list, default="parquet,jsonl", help="comma list (%(default)s)"
+    )
     parser.add_argument(
         "--sample-sizes",
         type=lambda text: [int(item) for item in comma_list(text)],

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from conftest import numbered_docs, read_jsonl_gz, write_jsonl
 
@@ -43,7 +44,11 @@ def local_dataset(tmp_path: Path, shards: list[list[dict[str, Any]]], **fields: 
 
 
 def sample(spec: DatasetSpec, count: int, seed: int = 42, **options: Any):
-    return sample_dataset(open_stream(spec), spec, count, seed, SamplingOptions(**options))
+    """(records as dicts, stats) of sampling a local dataset."""
+    records, stats = sample_dataset(
+        open_stream(spec), spec, count, seed, SamplingOptions(**options)
+    )
+    return records.to_dicts(), stats
 
 
 # --- the random keys -------------------------------------------------------------------------
@@ -92,10 +97,11 @@ def test_bottom_k_keeps_the_smallest_keys_and_stays_below_twice_k() -> None:
         enters = keys < sampler.threshold
         all_keys.append(keys)
         rows = np.arange(batch * 100, batch * 100 + 100)
-        sampler.add(keys[enters], 0, rows[enters], list(rows[enters]))
+        sampler.add(keys[enters], 0, rows[enters], pa.table({"row": rows[enters]}))
         assert len(sampler) < 2 * 50 + 100
     expected = np.sort(np.argsort(np.concatenate(all_keys))[:50])
-    assert [payload for _shard, _row, payload in sampler.result()] == list(expected)
+    shards, rows, payload = sampler.result()
+    assert rows.tolist() == payload["row"].to_pylist() == expected.tolist()
 
 
 # --- sampling a real (local) stream ----------------------------------------------------------
@@ -309,7 +315,7 @@ def test_transient_network_error_is_retried_and_resumes_at_the_same_row(tmp_path
     waits: list[float] = []
     options = SamplingOptions(batch_size=50, retry=RetryPolicy(3, 0.5, sleep=waits.append))
     records, stats = sample_dataset(flaky, spec, 30, 42, options)
-    assert records == expected and stats["rows_scanned"] == 300
+    assert records.to_dicts() == expected and stats["rows_scanned"] == 300
     assert waits == [0.5]
 
 

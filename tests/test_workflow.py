@@ -45,6 +45,15 @@ def test_demo_mixture_runs_end_to_end_and_reproducibly(tmp_path: Path) -> None:
         assert raw.read_bytes() == twin.read_bytes(), entry["id"]
     stats = json.loads((runs[0] / "raw" / "demo_web_en" / "sample_stats.json").read_text())
     assert stats["rows_without_text"] == {"missing": 1, "not_string": 0, "empty": 2}
+    for entry in plan["datasets"]:
+        folder = runs[0] / "cleaned" / entry["id"]
+        kept = read_jsonl_gz(folder / "cleaned_data.jsonl.gz")
+        rejected = read_jsonl_gz(folder / "rejected_data.jsonl.gz")
+        assert len(kept) + len(rejected) == entry["count"], entry["id"]
+        assert all(r["metadata"]["filter_reason"] for r in rejected)
+        for output in ("cleaned_data.jsonl.gz", "rejected_data.jsonl.gz"):
+            twin = runs[1] / "cleaned" / entry["id"] / output
+            assert (folder / output).read_bytes() == twin.read_bytes()
 
 
 def test_single_dataset_target_builds_only_that_dataset(workflow: Workflow) -> None:
@@ -64,6 +73,27 @@ def test_changing_one_weight_resamples_only_datasets_whose_count_changed(
     output = dry_run(workflow)
     assert workflow.jobs(output, "sample") == {"a"}
     assert "reason: Params have changed since last execution" in output
+
+
+def test_changing_a_filter_setting_reruns_only_the_clean_jobs_that_use_it(
+    workflow: Workflow,
+) -> None:
+    config = mixture(workflow, {"a": 1, "b": 1, "code": 1}, 60)
+    config["datasets"][2]["profile"] = "code"
+    config["filtering"] = {"min_length": 10, "exclude_keywords": ["spam"]}
+    workflow.write_config(config)
+    workflow.run("--cores", "2")
+    config["filtering"]["min_length"] = 20
+    workflow.write_config(config)
+    output = dry_run(workflow)
+    assert workflow.jobs(output, "sample") == set()
+    assert workflow.jobs(output, "clean") == {"a", "b"}  # the code profile sets its own
+    config["filtering"]["min_length"] = 10
+    config["filtering"]["exclude_keywords"] = ["spam", "casino"]
+    workflow.write_config(config)
+    output = dry_run(workflow)
+    assert workflow.jobs(output, "sample") == set()
+    assert workflow.jobs(output, "clean") == {"a", "b"}  # code has no keyword filter
 
 
 def test_adding_a_dataset_does_not_change_what_the_others_draw(tmp_path: Path) -> None:
@@ -101,6 +131,18 @@ def test_failed_dataset_leaves_no_raw_file_and_others_go_on(workflow: Workflow) 
         (
             {"datasets": [{"name": "a/b", "weight": 1}, {"name": "a/b", "weight": 2}]},
             "would both be written to folder 'a_b'",
+        ),
+        (
+            {"filtering": {"junk_patterns": ["ok", "(?=x)"]}},
+            "filtering.junk_patterns[1]: invalid regex '(?=x)'",
+        ),
+        (
+            {"datasets": [{"name": "a/b", "weight": 1, "profile": "poetry"}]},
+            "unknown profile 'poetry'",
+        ),
+        (
+            {"filtering": {"min_lenght": 5}},
+            "config key 'filtering': unknown key(s) min_lenght",
         ),
     ],
 )

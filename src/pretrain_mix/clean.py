@@ -6,7 +6,6 @@ dedup index). For every dataset: raw lines = kept + rejected.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import time
@@ -21,7 +20,7 @@ import polars as pl
 
 from pretrain_mix.dedup import ExactDeduplicator
 from pretrain_mix.filters import get_filter
-from pretrain_mix.io import atomic_path, gzip_writer, json_line, write_json
+from pretrain_mix.io import atomic_path, gzip_writer, json_line, ndjson_bytes, write_json
 from pretrain_mix.normalise import enabled_normalisers
 from pretrain_mix.raw_reader import BadRecord, iter_raw_batches
 
@@ -148,11 +147,11 @@ def _document_ids(frame: pl.DataFrame) -> pl.Expr:
 def _with_rejection_metadata(frame: pl.DataFrame) -> pl.DataFrame:
     """The original record plus metadata.filter_reason and metadata.duplicate_of."""
     extra = {"filter_reason": pl.col(REASON), "duplicate_of": pl.col(DUPLICATE_OF)}
-    if isinstance(frame.schema.get("metadata"), pl.Struct):
-        metadata = pl.col("metadata").struct.with_fields(**extra)
-    else:
-        metadata = pl.struct(**extra)
-    return frame.with_columns(metadata.alias("metadata"))
+    schema = frame.schema.get("metadata")
+    # Rebuilt field by field, so a record whose metadata was null still gets its reason.
+    fields = [f.name for f in schema.fields] if isinstance(schema, pl.Struct) else []
+    kept_fields = [pl.col("metadata").struct.field(name) for name in fields if name not in extra]
+    return frame.with_columns(pl.struct(*kept_fields, **extra).alias("metadata"))
 
 
 def clean_batch(
@@ -202,14 +201,6 @@ def bad_record_line(bad: BadRecord) -> tuple[int, bytes]:
         },
     }
     return bad.line_number, json_line(record)
-
-
-def ndjson_bytes(frame: pl.DataFrame) -> bytes:
-    if frame.is_empty():
-        return b""
-    buffer = io.BytesIO()
-    frame.write_ndjson(buffer)
-    return buffer.getvalue()
 
 
 def rejected_bytes(rejected: pl.DataFrame, bad: list[BadRecord]) -> bytes:

@@ -1,14 +1,23 @@
-"""Files that are complete or absent: atomic writes, deterministic gzip JSON lines."""
+"""Files that are complete or absent: atomic writes, deterministic gzip JSON lines.
+
+Compression uses ISA-L (the `isal` package): gzip-compatible, about 20x faster than
+zlib's default level on real text for files some 20% larger, which suits intermediate files.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import gzip
+import io
 import json
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
+
+import polars as pl
+from isal import igzip
+
+COMPRESS_LEVEL = 2  # ISA-L levels are 0-3
 
 
 @contextlib.contextmanager
@@ -36,15 +45,38 @@ def json_line(record: Any) -> bytes:
 
 
 @contextlib.contextmanager
-def gzip_writer(path: Path, compresslevel: int = 6) -> Iterator[BinaryIO]:
+def gzip_writer(path: Path, compresslevel: int = COMPRESS_LEVEL) -> Iterator[BinaryIO]:
     """A gzip stream with no timestamp or file name in its header, so bytes are reproducible."""
     with (
         open(path, "wb") as raw,
-        gzip.GzipFile(
+        igzip.IGzipFile(
             filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=compresslevel
         ) as stream,
     ):
         yield stream
+
+
+def gzip_reader(path: str | Path) -> BinaryIO:
+    return igzip.open(path, "rb")
+
+
+def ndjson_bytes(frame: pl.DataFrame) -> bytes:
+    """A frame as JSON lines, serialised by polars (no Python call per record)."""
+    if frame.is_empty():
+        return b""
+    buffer = io.BytesIO()
+    frame.write_ndjson(buffer)
+    return buffer.getvalue()
+
+
+def write_frame_jsonl_gz(
+    path: str | Path, frame: pl.DataFrame, rows_per_slice: int = 10_000
+) -> int:
+    """Write a frame atomically as gzip JSON lines, a slice at a time to bound memory."""
+    with atomic_path(path) as partial, gzip_writer(partial) as stream:
+        for piece in frame.iter_slices(rows_per_slice):
+            stream.write(ndjson_bytes(piece))
+    return len(frame)
 
 
 def write_jsonl_gz(path: str | Path, records: Iterable[Any]) -> int:

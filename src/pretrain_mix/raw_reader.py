@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import gzip
 import io
 import itertools
 import json
+import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -14,6 +14,7 @@ from pathlib import Path
 import polars as pl
 
 from pretrain_mix.errors import PretrainMixError
+from pretrain_mix.io import gzip_reader
 
 
 class RawInputError(PretrainMixError):
@@ -42,16 +43,22 @@ def _check_gzip(path: Path) -> None:
             )
 
 
-def _parse_lines(lines: list[bytes], first_line: int, path: Path) -> RawBatch:
-    """Fast path: polars parses the whole batch; on any problem, find the bad lines one by one."""
+# Records as stage 1 (and the original script) write them start with a string "text".
+# polars would quietly turn {"text": 5} into "5", so other lines take the exact slow path.
+_STARTS_WITH_TEXT = re.compile(rb'\s*\{\s*"text"\s*:\s*"')
+
+
+def _parse_lines(lines: list[bytes], first_line: int) -> RawBatch:
+    """Fast path: polars parses the whole batch; on any doubt, check the lines one by one."""
     numbers = pl.Series("line_number", range(first_line, first_line + len(lines)), pl.Int64)
-    try:
-        frame = pl.read_ndjson(io.BytesIO(b"".join(lines)), infer_schema_length=None)
-        if len(frame) == len(lines) and frame.schema.get("text") == pl.String:
-            if frame["text"].null_count() == 0:
-                return RawBatch(first_line, frame.with_columns(numbers))
-    except pl.exceptions.PolarsError:
-        pass
+    if all(_STARTS_WITH_TEXT.match(line) for line in lines):
+        try:
+            frame = pl.read_ndjson(io.BytesIO(b"".join(lines)), infer_schema_length=None)
+            if len(frame) == len(lines) and frame.schema.get("text") == pl.String:
+                if frame["text"].null_count() == 0:
+                    return RawBatch(first_line, frame.with_columns(numbers))
+        except pl.exceptions.PolarsError:
+            pass
     good, good_numbers, bad = [], [], []
     for number, raw in zip(numbers, lines, strict=True):
         line = raw.decode("utf-8", errors="replace").rstrip("\n")
@@ -77,9 +84,9 @@ def iter_raw_batches(path: str | Path, batch_size: int, skip_bad: bool) -> Itera
     _check_gzip(path)
     first_line = 1
     try:
-        with gzip.open(path, "rb") as handle:
+        with gzip_reader(path) as handle:
             while lines := list(itertools.islice(handle, batch_size)):
-                batch = _parse_lines(lines, first_line, path)
+                batch = _parse_lines(lines, first_line)
                 if batch.bad and not skip_bad:
                     bad = batch.bad[0]
                     raise RawInputError(

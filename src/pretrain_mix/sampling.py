@@ -22,12 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
 from tqdm import tqdm
 
 from pretrain_mix.config import DatasetSpec
 from pretrain_mix.errors import SamplingError
-from pretrain_mix.io import write_json, write_jsonl_gz
+from pretrain_mix.io import write_frame_jsonl_gz, write_json
 from pretrain_mix.sources import (
     RetryPolicy,
     first_line,
@@ -85,7 +86,7 @@ class SamplingOptions:
 
 
 class BottomK:
-    """The k candidates with the smallest keys seen so far, with their texts."""
+    """The k candidates with the smallest keys seen so far; their texts stay in Arrow."""
 
     def __init__(self, k: int):
         self.k = k
@@ -93,19 +94,20 @@ class BottomK:
         self._keys: list[np.ndarray] = []
         self._shards: list[np.ndarray] = []
         self._rows: list[np.ndarray] = []
-        self._payload: list[Any] = []
+        self._tables: list[pa.Table] = []
         self._size = 0
 
     def __len__(self) -> int:
         return self._size
 
-    def add(self, keys: np.ndarray, shard: int, rows: np.ndarray, payload: list[Any]) -> None:
+    def add(self, keys: np.ndarray, shard: int, rows: np.ndarray, payload: pa.Table) -> None:
         self._keys.append(keys)
         self._shards.append(np.full(len(keys), shard, dtype=np.int64))
         self._rows.append(rows.astype(np.int64))
-        self._payload.extend(payload)
+        self._tables.append(payload)
         self._size += len(keys)
-        # Pruning at 2k keeps the cost amortised O(1) per candidate and memory below 2k.
+        # Pruning at 2k keeps the cost amortised O(1) per candidate and memory below 2k;
+        # the first prune at k sets the threshold, so few rows enter after the start.
         if self._size >= 2 * self.k or (self._size >= self.k and self._keys_unbounded()):
             self._prune()
 
@@ -117,20 +119,21 @@ class BottomK:
         shards = np.concatenate(self._shards)
         rows = np.concatenate(self._rows)
         keep = np.lexsort((rows, shards, keys))[: self.k]  # ties (p < 2**-60) by position
+        table = pa.concat_tables(self._tables, promote_options="permissive")
         self._keys, self._shards, self._rows = [keys[keep]], [shards[keep]], [rows[keep]]
-        self._payload = [self._payload[i] for i in keep]
+        self._tables = [table.take(pa.array(keep))]
         self._size = len(keep)
         if self._size == self.k and self.k > 0:
             self.threshold = keys[keep[-1]]
 
-    def result(self) -> list[tuple[int, int, Any]]:
-        """(shard, row, payload) of the sample, in stream order (shard, then row)."""
+    def result(self) -> tuple[np.ndarray, np.ndarray, pa.Table | None]:
+        """(shards, rows, payload) of the sample, in stream order (shard, then row)."""
         if not self._keys:
-            return []
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), None
         self._prune()
         shards, rows = self._shards[0], self._rows[0]
         order = np.lexsort((rows, shards))
-        return [(int(shards[i]), int(rows[i]), self._payload[i]) for i in order]
+        return shards[order], rows[order], self._tables[0].take(pa.array(order))
 
 
 @dataclass
@@ -172,7 +175,7 @@ def scan_stream(
     seed: int,
     options: SamplingOptions,
     total_rows: int | None = None,
-) -> tuple[list[tuple[int, int, Any]], ScanReport]:
+) -> tuple[tuple[np.ndarray, np.ndarray, pa.Table | None], ScanReport]:
     """Read the stream (up to the scan limit) and return the bottom-k sample and scan counts."""
     key = stream_key(seed, spec.id)
     num_shards = shard_count(stream)
@@ -235,21 +238,11 @@ def _offer_batch(
     if not enters.any():
         return
     picked = pa.array(usable[enters])
-    # Only the rows that enter the sample are turned into Python objects.
-    text_values = texts.text.take(picked).to_pylist()
-    extras = {
-        name: _take_or_none(column_at(table, name), picked, len(text_values))
-        for name in spec.metadata_fields
-    }
-    payload = [
-        (text, {name: values[i] for name, values in extras.items()})
-        for i, text in enumerate(text_values)
-    ]
-    sampler.add(keys[enters], shard, rows[enters], payload)
-
-
-def _take_or_none(column: pa.Array | None, picked: pa.Array, n: int) -> list[Any]:
-    return [None] * n if column is None else column.take(picked).to_pylist()
+    columns = {"text": texts.text.take(picked)}
+    for name in spec.metadata_fields:
+        column = column_at(table, name)
+        columns[name] = pa.nulls(len(picked)) if column is None else column.take(picked)
+    sampler.add(keys[enters], shard, rows[enters], pa.table(columns))
 
 
 def original_indexes(report: ScanReport, num_shards: int) -> dict[int, int | None]:
@@ -266,22 +259,33 @@ def original_indexes(report: ScanReport, num_shards: int) -> dict[int, int | Non
 
 
 def build_records(
-    sample: list[tuple[int, int, Any]], spec: DatasetSpec, shard_offsets: dict[int, int | None]
-) -> Iterator[dict[str, Any]]:
-    for shard, row, (text, extras) in sample:
-        offset = shard_offsets.get(shard)
-        metadata = {
-            "source": spec.name,
-            "config": spec.config or "default",
-            "split": spec.split,
-            "dataset_id": spec.id,
-            "weight": spec.weight,
-            "original_index": None if offset is None else offset + row,
-            "shard": shard,
-            "row_in_shard": row,
-            **extras,
-        }
-        yield {"text": text, "metadata": metadata}
+    sample: tuple[np.ndarray, np.ndarray, pa.Table | None],
+    spec: DatasetSpec,
+    shard_offsets: dict[int, int | None],
+) -> pl.DataFrame:
+    """The raw records {"text", "metadata"} of the sample, built column-wise."""
+    shards, rows, payload = sample
+    if payload is None:
+        payload = pa.table({"text": pa.array([], pa.string())})
+    offsets = [shard_offsets.get(int(shard)) for shard in np.unique(shards)]
+    offset_of = dict(zip(np.unique(shards).tolist(), offsets, strict=True))
+    original = [
+        None if offset_of[s] is None else offset_of[s] + r
+        for s, r in zip(shards.tolist(), rows.tolist(), strict=True)
+    ]
+    frame = pl.from_arrow(payload)
+    metadata = pl.struct(
+        source=pl.lit(spec.name),
+        config=pl.lit(spec.config or "default"),
+        split=pl.lit(spec.split),
+        dataset_id=pl.lit(spec.id),
+        weight=pl.lit(float(spec.weight)),
+        original_index=pl.Series(original, dtype=pl.Int64),
+        shard=pl.Series(shards, dtype=pl.Int64),
+        row_in_shard=pl.Series(rows, dtype=pl.Int64),
+        **{name: pl.col(name) for name in spec.metadata_fields},
+    )
+    return frame.select(pl.col("text").cast(pl.String), metadata.alias("metadata"))
 
 
 def sample_dataset(
@@ -290,15 +294,15 @@ def sample_dataset(
     count: int,
     seed: int,
     options: SamplingOptions,
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Sample `count` rows of an opened stream: (records in stream order, stats document)."""
     total_rows = split_size(stream, spec.split)
     if count == 0:
-        sample, report = [], ScanReport()
+        sample, report = BottomK(0).result(), ScanReport()
     else:
         sample, report = scan_stream(stream, spec, count, seed, options, total_rows)
     num_shards = shard_count(stream)
-    records = list(build_records(sample, spec, original_indexes(report, num_shards)))
+    records = build_records(sample, spec, original_indexes(report, num_shards))
     stats = {
         "dataset_id": spec.id,
         "source": spec.name,
@@ -366,7 +370,7 @@ def run_sample_job(
     stream = open_dataset(spec) if count > 0 else None
     records, stats = sample_dataset(stream, spec, count, seed, options)
     stats["scan_limit_setting"] = limit_setting
-    write_jsonl_gz(data_path, records)
+    write_frame_jsonl_gz(data_path, records)
     write_json(stats_path, stats)
     seconds = time.perf_counter() - started
     log.info(

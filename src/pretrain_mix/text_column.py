@@ -20,17 +20,22 @@ def _is_scalar(dtype: pa.DataType) -> bool:
     return pa.types.is_integer(dtype) or pa.types.is_floating(dtype) or pa.types.is_boolean(dtype)
 
 
+def _single_array(column: pa.ChunkedArray) -> pa.Array:
+    # combine_chunks copies even a single chunk; a stream batch almost always has one.
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+
+
 def column_at(table: pa.Table, path: str) -> pa.Array | None:
     """The column at a dotted path (`meta.body` reads field body of struct column meta).
 
     A top-level column whose name contains the dot wins. None when the path does not exist.
     """
     if path in table.column_names:
-        return table.column(path).combine_chunks()
+        return _single_array(table.column(path))
     head, *rest = path.split(".")
     if head not in table.column_names:
         return None
-    array = table.column(head).combine_chunks()
+    array = _single_array(table.column(head))
     for name in rest:
         if not pa.types.is_struct(array.type) or array.type.get_field_index(name) < 0:
             return None

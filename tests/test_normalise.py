@@ -1,0 +1,101 @@
+"""Each normaliser on small documents, with the exact expected output."""
+
+from __future__ import annotations
+
+import unicodedata
+
+import polars as pl
+import pytest
+
+from pretrain_mix.normalise import (
+    normalise_unicode,
+    remove_control_chars,
+    strip_html,
+    tidy_whitespace,
+)
+
+HTML_ON = {"html": True, "html_main_content": True}
+
+
+def run(step, texts: list[str], **settings) -> list[str]:
+    return step(pl.Series("text", texts), settings).to_list()
+
+
+def test_html_remnants_tags_entities_and_script_blocks_are_removed() -> None:
+    text = (
+        '<p>Tom &amp; Jerry&#8217;s <a href="/x">show</a></p>'
+        "<script>var x = '<p>';</script><style>p {color: red}</style>"
+        "<!-- a comment -->Next&nbsp;line&#x2019;s end<br/>Last"
+    )
+    assert run(strip_html, [text], **HTML_ON) == [
+        "Tom & Jerry\u2019s show\nNext\u00a0line\u2019s end\nLast"
+    ]
+
+
+def test_text_that_only_looks_like_markup_survives() -> None:
+    code = "#include <stdio.h>\nif (a < b && b > c) { List<String> x; }\nAT&T; R&D"
+    assert run(strip_html, [code], **HTML_ON) == [code]
+
+
+def test_whole_html_page_goes_through_the_html_parser() -> None:
+    page = (
+        "<!DOCTYPE html><html><head><title>T</title><script>track()</script></head>"
+        "<body><nav><a href='/'>Home</a></nav><article><h1>Garden notes</h1>"
+        "<p>Tomatoes need water &amp; sun every single day of the summer season.</p>"
+        "<p>Roses need pruning in early spring before the new growth starts.</p></article>"
+        "</body></html>"
+    )
+    (text,) = run(strip_html, [page], **HTML_ON)
+    assert "Tomatoes need water & sun every single day of the summer season." in text
+    assert "Roses need pruning" in text
+    assert "track()" not in text and "<p>" not in text
+
+
+def test_vietnamese_in_decomposed_form_comes_out_composed() -> None:
+    composed = "Tiếng Việt có dấu thanh và dấu mũ."
+    decomposed = unicodedata.normalize("NFD", composed)
+    assert decomposed != composed
+    assert run(normalise_unicode, [decomposed], unicode="NFC") == [composed]
+    assert run(normalise_unicode, [decomposed], unicode="none") == [decomposed]
+
+
+def test_nfkc_folds_compatibility_characters() -> None:
+    assert run(normalise_unicode, ["ﬁnal Ｆｕｌｌ ²"], unicode="NFKC") == ["final Full 2"]
+    assert run(normalise_unicode, ["ﬁnal"], unicode="NFC") == ["ﬁnal"]
+
+
+def test_mojibake_repair_only_touches_documents_that_look_broken() -> None:
+    texts = ["The cafÃ© is open â€” come in", "Ã  la carte is fine here: naïve café"]
+    fixed = run(normalise_unicode, texts, unicode="NFC", fix_mojibake=True)
+    assert fixed[0] == "The café is open — come in"
+    assert run(normalise_unicode, ["naïve café — ok"], unicode="NFC", fix_mojibake=True) == [
+        "naïve café — ok"
+    ]
+
+
+def test_control_characters_go_but_newline_and_tab_stay() -> None:
+    assert run(remove_control_chars, ["a\x00b\x1bc\td\ne\x7ff\x85g"]) == ["abc\td\nefg"]
+
+
+def test_whitespace_trims_line_ends_and_blank_runs_but_keeps_breaks() -> None:
+    text = "\n\nTitle   \r\n\r\nFirst\u00a0paragraph.  \n\n\n\n\n\nSecond paragraph.\t \n  \n"
+    assert run(tidy_whitespace, [text]) == ["Title\n\nFirst paragraph.\n\n\nSecond paragraph."]
+
+
+def test_code_indentation_survives_every_normaliser() -> None:
+    code = "def f(x):\n    if x:\n\treturn [i for i in x]  \n\n\n\nclass A:\n    pass\n"
+    expected = "def f(x):\n    if x:\n\treturn [i for i in x]\n\n\nclass A:\n    pass"
+    text = pl.Series("text", [code])
+    for step, settings in [
+        (strip_html, HTML_ON),
+        (normalise_unicode, {"unicode": "NFC"}),
+        (remove_control_chars, {}),
+        (tidy_whitespace, {}),
+    ]:
+        text = step(text, settings)
+    assert text.to_list() == [expected]
+
+
+@pytest.mark.parametrize("empty", ["", "   ", "\n\n"])
+def test_whitespace_only_documents_become_empty(empty: str) -> None:
+    assert run(tidy_whitespace, [empty]) == [""]
