@@ -97,7 +97,8 @@ def test_bottom_k_keeps_the_smallest_keys_and_stays_below_twice_k() -> None:
         enters = keys < sampler.threshold
         all_keys.append(keys)
         rows = np.arange(batch * 100, batch * 100 + 100)
-        sampler.add(keys[enters], 0, rows[enters], pa.table({"row": rows[enters]}))
+        table = pa.table({"row": rows})
+        sampler.add(keys[enters], 0, rows[enters], table, np.flatnonzero(enters))
         assert len(sampler) < 2 * 50 + 100
     expected = np.sort(np.argsort(np.concatenate(all_keys))[:50])
     shards, rows, payload = sampler.result()

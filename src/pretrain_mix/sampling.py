@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import polars as pl
@@ -85,26 +85,43 @@ class SamplingOptions:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
+class Segment(NamedTuple):
+    """Candidates from one batch: their keys and positions, and where their texts are."""
+
+    keys: np.ndarray
+    shards: np.ndarray
+    rows: np.ndarray
+    table: pa.Table  # holds the texts (and metadata fields), maybe of more rows than these
+    index: np.ndarray  # row of `table` for each candidate
+
+
+def compact(table: pa.Table, index: np.ndarray) -> tuple[pa.Table, np.ndarray]:
+    """Copy the indexed rows out when they are under half the table, so memory stays within
+    about twice the candidates; otherwise keep referring to the table and skip the copy."""
+    if 2 * len(index) >= table.num_rows:
+        return table, index
+    return table.take(index), np.arange(len(index))
+
+
 class BottomK:
     """The k candidates with the smallest keys seen so far; their texts stay in Arrow."""
 
     def __init__(self, k: int):
         self.k = k
         self.threshold = np.iinfo(np.uint64).max  # keys below it can still enter
-        self._keys: list[np.ndarray] = []
-        self._shards: list[np.ndarray] = []
-        self._rows: list[np.ndarray] = []
-        self._tables: list[pa.Table] = []
+        self._segments: list[Segment] = []
         self._size = 0
 
     def __len__(self) -> int:
         return self._size
 
-    def add(self, keys: np.ndarray, shard: int, rows: np.ndarray, payload: pa.Table) -> None:
-        self._keys.append(keys)
-        self._shards.append(np.full(len(keys), shard, dtype=np.int64))
-        self._rows.append(rows.astype(np.int64))
-        self._tables.append(payload)
+    def add(
+        self, keys: np.ndarray, shard: int, rows: np.ndarray, table: pa.Table, index: np.ndarray
+    ) -> None:
+        """Offer candidates whose texts are rows `index` of `table`."""
+        shards = np.full(len(keys), shard, dtype=np.int64)
+        table, index = compact(table, index)
+        self._segments.append(Segment(keys, shards, rows.astype(np.int64), table, index))
         self._size += len(keys)
         # Pruning at 2k keeps the cost amortised O(1) per candidate and memory below 2k;
         # the first prune at k sets the threshold, so few rows enter after the start.
@@ -114,26 +131,47 @@ class BottomK:
     def _keys_unbounded(self) -> bool:
         return self.threshold == np.iinfo(np.uint64).max
 
+    def _columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return tuple(
+            np.concatenate([getattr(s, name) for s in self._segments])
+            for name in ("keys", "shards", "rows")
+        )
+
     def _prune(self) -> None:
-        keys = np.concatenate(self._keys)
-        shards = np.concatenate(self._shards)
-        rows = np.concatenate(self._rows)
+        keys, shards, rows = self._columns()
         keep = np.lexsort((rows, shards, keys))[: self.k]  # ties (p < 2**-60) by position
-        table = pa.concat_tables(self._tables, promote_options="permissive")
-        self._keys, self._shards, self._rows = [keys[keep]], [shards[keep]], [rows[keep]]
-        self._tables = [table.take(pa.array(keep))]
+        survives = np.zeros(len(keys), dtype=bool)
+        survives[keep] = True
+        segments, start = [], 0
+        for segment in self._segments:
+            local = np.flatnonzero(survives[start : start + len(segment.keys)])
+            start += len(segment.keys)
+            if len(local):
+                table, index = compact(segment.table, segment.index[local])
+                segments.append(
+                    Segment(
+                        segment.keys[local],
+                        segment.shards[local],
+                        segment.rows[local],
+                        table,
+                        index,
+                    )
+                )
+        self._segments = segments
         self._size = len(keep)
         if self._size == self.k and self.k > 0:
             self.threshold = keys[keep[-1]]
 
     def result(self) -> tuple[np.ndarray, np.ndarray, pa.Table | None]:
         """(shards, rows, payload) of the sample, in stream order (shard, then row)."""
-        if not self._keys:
+        if not self._segments:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), None
         self._prune()
-        shards, rows = self._shards[0], self._rows[0]
+        _, shards, rows = self._columns()
+        tables = [s.table.take(s.index) for s in self._segments]
+        payload = pa.concat_tables(tables, promote_options="permissive").combine_chunks()
         order = np.lexsort((rows, shards))
-        return shards[order], rows[order], self._tables[0].take(pa.array(order))
+        return shards[order], rows[order], payload.take(order)
 
 
 @dataclass
@@ -237,12 +275,11 @@ def _offer_batch(
     enters = keys < sampler.threshold
     if not enters.any():
         return
-    picked = pa.array(usable[enters])
-    columns = {"text": texts.text.take(picked)}
+    columns = {"text": texts.text}
     for name in spec.metadata_fields:
         column = column_at(table, name)
-        columns[name] = pa.nulls(len(picked)) if column is None else column.take(picked)
-    sampler.add(keys[enters], shard, rows[enters], pa.table(columns))
+        columns[name] = pa.nulls(table.num_rows) if column is None else column
+    sampler.add(keys[enters], shard, rows[enters], pa.table(columns), usable[enters])
 
 
 def original_indexes(report: ScanReport, num_shards: int) -> dict[int, int | None]:
