@@ -246,3 +246,13 @@ def test_demo_profiles_resolve_only_the_settings_their_filters_use() -> None:
     assert code["thresholds"] == {"min_length": 50, "max_length": 1000000}
     assert code["normalise"]["html"] is False and web["normalise"]["html"] is True
     assert "exclude_keywords" in web["thresholds"]
+
+
+def test_dedup_can_fold_case_and_whitespace(tmp_path: Path) -> None:
+    texts = [PROSE + "End.", PROSE.upper() + "END.", PROSE.replace(" ", "  ") + "End."]
+    raw = raw_file(tmp_path / "raw.jsonl.gz", texts)
+    plain = settings_for()
+    folded = settings_for(filtering={"deduplication": {"lowercase": True, "fold_whitespace": True}})
+    assert len(clean(tmp_path, raw, plain, "plain")[0]) == 3
+    kept, rejected, _ = clean(tmp_path, raw, folded, "folded")
+    assert len(kept) == 1 and [r["metadata"]["duplicate_of"] for r in rejected] == [0, 0]

@@ -6,6 +6,8 @@ import unicodedata
 
 import polars as pl
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pretrain_mix.normalise import (
     normalise_unicode,
@@ -18,7 +20,7 @@ HTML_ON = {"html": True, "html_main_content": True}
 
 
 def run(step, texts: list[str], **settings) -> list[str]:
-    return step(pl.Series("text", texts), settings).to_list()
+    return step(pl.Series("text", texts, dtype=pl.String), settings).to_list()
 
 
 def test_html_remnants_tags_entities_and_script_blocks_are_removed() -> None:
@@ -99,3 +101,11 @@ def test_code_indentation_survives_every_normaliser() -> None:
 @pytest.mark.parametrize("empty", ["", "   ", "\n\n"])
 def test_whitespace_only_documents_become_empty(empty: str) -> None:
     assert run(tidy_whitespace, [empty]) == [""]
+
+
+@given(st.lists(st.text(alphabet=st.characters(codec="utf-8"), max_size=12), max_size=50))
+def test_skipping_already_normalised_texts_changes_no_result(texts: list[str]) -> None:
+    """The prefilter only skips texts that the normal form would leave unchanged."""
+    for form in ("NFC", "NFKC"):
+        expected = [unicodedata.normalize(form, t) for t in texts]
+        assert run(normalise_unicode, texts, unicode=form) == expected

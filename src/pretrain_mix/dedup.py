@@ -12,14 +12,17 @@ import polars as pl
 _SEEDS = (0x5EED5EED, 0xD0C5D0C5)
 
 
-def dedup_key(settings: Mapping[str, Any]) -> list[pl.Expr]:
-    """Hash of the normalised text, optionally case- and whitespace-folded."""
+def dedup_keys(frame: pl.DataFrame, settings: Mapping[str, Any]) -> pl.DataFrame:
+    """Hashes of the normalised text, optionally case- and whitespace-folded."""
     text = pl.col("text")
     if settings.get("lowercase"):
         text = text.str.to_lowercase()
-    if settings.get("fold_whitespace", True):
+    if settings.get("fold_whitespace"):
         text = text.str.replace_all(r"\s+", " ").str.strip_chars()
-    return [text.hash(seed=seed).alias(f"_h{i}") for i, seed in enumerate(_SEEDS)]
+    folded = frame.select(text.alias("_key"))  # computed once, hashed twice
+    return folded.select(
+        pl.col("_key").hash(seed=seed).alias(f"_h{i}") for i, seed in enumerate(_SEEDS)
+    )
 
 
 class ExactDeduplicator:
@@ -31,7 +34,7 @@ class ExactDeduplicator:
 
     def duplicate_of(self, candidates: pl.DataFrame, ids: str) -> pl.Series:
         """For each candidate row, the `ids` value of its first occurrence, or null if first."""
-        keyed = candidates.select(*dedup_key(self.settings), pl.col(ids).alias("_id"))
+        keyed = dedup_keys(candidates, self.settings).with_columns(candidates[ids].alias("_id"))
         first_in_batch = keyed.with_columns(
             _first=pl.col("_id").first().over("_h0", "_h1"),
             _is_first=pl.struct("_h0", "_h1").is_first_distinct(),

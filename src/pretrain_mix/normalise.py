@@ -7,7 +7,10 @@ repair library (whole HTML pages, mojibake); those run only on the rows that nee
 
 from __future__ import annotations
 
+import functools
 import html
+import sys
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -82,6 +85,35 @@ def strip_html(text: pl.Series, settings: Mapping[str, Any]) -> pl.Series:
 LOOKS_LIKE_MOJIBAKE = r"[ÂÃ][\u0080-\u00BF]|â€[\u0080-\u00BF™œšž¦˜“”]|Ã[\u00A0-\u00BF]"
 
 
+@functools.cache
+def chars_that_may_change(form: str) -> str:
+    """A regex class of every character that can change under `form` (NFC or NFKC).
+
+    polars' normalisation is several times slower than the text is long, and most documents
+    are already normalised; a text without any of these characters is left as it is. The
+    class holds characters the form maps elsewhere, combining marks, and the second half of
+    every canonical pair (including Hangul vowel and final jamo), which can compose with the
+    character before them.
+    """
+    changing: set[int] = set(range(0x1161, 0x1176)) | set(range(0x11A8, 0x11C3))
+    for cp in range(sys.maxunicode + 1):
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        char = chr(cp)
+        if unicodedata.combining(char) or unicodedata.normalize(form, char) != char:
+            changing.add(cp)
+        parts = unicodedata.decomposition(char).split()
+        if len(parts) == 2 and not parts[0].startswith("<"):
+            changing.add(int(parts[1], 16))
+    ranges: list[list[int]] = []
+    for cp in sorted(changing):
+        if ranges and cp == ranges[-1][1] + 1:
+            ranges[-1][1] = cp
+        else:
+            ranges.append([cp, cp])
+    return "[" + "".join(rf"\x{{{a:X}}}-\x{{{b:X}}}" for a, b in ranges) + "]"
+
+
 def normalise_unicode(text: pl.Series, settings: Mapping[str, Any]) -> pl.Series:
     if settings.get("fix_mojibake"):
         broken = text.str.contains(LOOKS_LIKE_MOJIBAKE).arg_true()
@@ -93,7 +125,9 @@ def normalise_unicode(text: pl.Series, settings: Mapping[str, Any]) -> pl.Series
             text = text.scatter(broken, fixed)
     form = settings.get("unicode", "NFC")
     if form and form != "none":
-        text = text.str.normalize(form)
+        candidates = text.str.contains(chars_that_may_change(form)).arg_true()
+        if len(candidates):
+            text = text.scatter(candidates, text.gather(candidates).str.normalize(form))
     return text
 
 

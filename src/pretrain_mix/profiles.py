@@ -73,7 +73,7 @@ def clean_settings(config: Mapping[str, Any], spec: DatasetSpec) -> dict[str, An
         "exact_dedup": {
             "enabled": bool(dedup.get("enabled", True)),
             "lowercase": bool(dedup.get("lowercase", False)),
-            "fold_whitespace": bool(dedup.get("fold_whitespace", True)),
+            "fold_whitespace": bool(dedup.get("fold_whitespace", False)),
         },
         "batch_size": int(cleaning.get("batch_size", 10_000)),
         "on_bad_record": cleaning.get("on_bad_record", "fail"),
