@@ -23,6 +23,7 @@ from pretrain_mix.sampling import (
     row_keys,
     run_sample_job,
     sample_dataset,
+    shard_order,
     stream_key,
 )
 from pretrain_mix.sources import RetryPolicy, open_stream
@@ -157,6 +158,27 @@ def test_scan_limit_stops_reading_and_is_reported(tmp_path: Path) -> None:
     assert stats["rows_scanned"] == 150 and stats["stopped_at_scan_limit"] is True
     assert all(r["metadata"]["original_index"] < 150 for r in records)
     assert stats["shards"]["read_completely"] == 1
+
+
+@pytest.mark.parametrize("shards_read", [1, 2, 3])
+def test_rows_of_shards_read_out_of_order_keep_shard_and_row_but_no_global_index(
+    tmp_path: Path, shards_read: int
+) -> None:
+    shards = [numbered_docs(f"s{i}", 30) for i in range(4)]
+    spec = local_dataset(tmp_path, shards)
+    order = shard_order(4, stream_key(42, spec.id), shuffle=True)
+    records, stats = sample(
+        spec, 20, shuffle_shards=True, max_rows_scanned=30 * shards_read, allow_shortfall=True
+    )
+    assert stats["shards"]["read_completely"] == shards_read
+    read = set(order[:shards_read])
+    assert {r["metadata"]["shard"] for r in records} <= read
+    for record in records:
+        meta = record["metadata"]
+        assert shards[meta["shard"]][meta["row_in_shard"]]["text"] == record["text"]
+        known = all(earlier in read for earlier in range(meta["shard"]))
+        expected = 30 * meta["shard"] + meta["row_in_shard"] if known else None
+        assert meta["original_index"] == expected
 
 
 def test_scan_limit_can_be_a_multiple_of_the_sample_size() -> None:

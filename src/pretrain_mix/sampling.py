@@ -282,34 +282,31 @@ def _offer_batch(
     sampler.add(keys[enters], shard, rows[enters], pa.table(columns), usable[enters])
 
 
-def original_indexes(report: ScanReport, num_shards: int) -> dict[int, int | None]:
-    """Row offset of each shard in the split, known where every earlier shard was read whole."""
-    offsets: dict[int, int | None] = {}
-    running: int | None = 0
+def shard_offsets(report: ScanReport, num_shards: int) -> np.ndarray:
+    """Row offset of each shard in the split, where every earlier shard was read whole; else -1."""
+    offsets = np.full(num_shards, -1, dtype=np.int64)
+    running = 0
     for shard in range(num_shards):
         offsets[shard] = running
-        if running is not None and shard in report.shards_completed:
-            running += report.shard_rows[shard]
-        else:
-            running = None
+        if shard not in report.shards_completed:
+            break
+        running += report.shard_rows[shard]
     return offsets
 
 
 def build_records(
     sample: tuple[np.ndarray, np.ndarray, pa.Table | None],
     spec: DatasetSpec,
-    shard_offsets: dict[int, int | None],
+    offsets: np.ndarray,
 ) -> pl.DataFrame:
     """The raw records {"text", "metadata"} of the sample, built column-wise."""
     shards, rows, payload = sample
     if payload is None:
         payload = pa.table({"text": pa.array([], pa.string())})
-    offsets = [shard_offsets.get(int(shard)) for shard in np.unique(shards)]
-    offset_of = dict(zip(np.unique(shards).tolist(), offsets, strict=True))
-    original = [
-        None if offset_of[s] is None else offset_of[s] + r
-        for s, r in zip(shards.tolist(), rows.tolist(), strict=True)
-    ]
+    base = offsets[shards]
+    original = pl.select(
+        pl.when(pl.lit(base) >= 0).then(pl.lit(base) + pl.lit(rows)).alias("original_index")
+    ).to_series()
     frame = pl.from_arrow(payload)
     metadata = pl.struct(
         source=pl.lit(spec.name),
@@ -317,7 +314,7 @@ def build_records(
         split=pl.lit(spec.split),
         dataset_id=pl.lit(spec.id),
         weight=pl.lit(float(spec.weight)),
-        original_index=pl.Series(original, dtype=pl.Int64),
+        original_index=original,
         shard=pl.Series(shards, dtype=pl.Int64),
         row_in_shard=pl.Series(rows, dtype=pl.Int64),
         **{name: pl.col(name) for name in spec.metadata_fields},
@@ -339,7 +336,7 @@ def sample_dataset(
     else:
         sample, report = scan_stream(stream, spec, count, seed, options, total_rows)
     num_shards = shard_count(stream)
-    records = build_records(sample, spec, original_indexes(report, num_shards))
+    records = build_records(sample, spec, shard_offsets(report, num_shards))
     stats = {
         "dataset_id": spec.id,
         "source": spec.name,
