@@ -123,17 +123,25 @@ def normalise_text(text: pl.Series, settings: Mapping[str, Any], report: CleanRe
 def first_failure(
     frame: pl.DataFrame, filters: list[str], thresholds: Mapping[str, Any], report: CleanReport
 ) -> pl.Series:
-    """The reason of the first failing check per row (null where every check passes)."""
-    masks = frame.select((pl.col("text").str.len_chars() == 0).alias(EMPTY))
+    """The reason of the first failing check per row (null where every check passes).
+
+    Each filter sees only the rows every earlier check passed: the first failure is all
+    that is reported, so later filters need not spend time on rejected documents.
+    """
+    reason = pl.select(
+        pl.when(frame["text"].str.len_chars() == 0).then(pl.lit(EMPTY)).alias(REASON)
+    ).to_series()
     for name in filters:
         checks = get_filter(name).checks(thresholds)
-        if not checks:
+        alive = reason.is_null().arg_true()
+        if not checks or len(alive) == 0:
             continue
         with Timer(report.filter_seconds, name):
-            masks = masks.hstack(frame.select(expr.alias(reason) for reason, expr in checks))
-    return masks.select(
-        pl.coalesce(pl.when(pl.col(r)).then(pl.lit(r)) for r in masks.columns).alias(REASON)
-    ).to_series()
+            first = frame[alive].select(
+                pl.coalesce(pl.when(expr).then(pl.lit(r)) for r, expr in checks).alias(REASON)
+            )
+            reason = reason.scatter(alive, first.to_series())
+    return reason
 
 
 def _document_ids(frame: pl.DataFrame) -> pl.Expr:

@@ -136,7 +136,8 @@ def normalise_unicode(text: pl.Series, settings: Mapping[str, Any]) -> pl.Series
 # Unicode category Cc is exactly U+0000-U+001F and U+007F-U+009F; keep \t and \n (\r is
 # a line break and is handled by the whitespace step).
 CONTROL_CHARS = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]"
-UNICODE_SPACES = r"[\u00A0\u1680\u2000-\u200A\u202F\u205F\u3000]"
+# No-break and other Unicode spaces, as literals for Aho-Corasick replacement.
+UNICODE_SPACES = [chr(c) for c in (0x00A0, 0x1680, *range(0x2000, 0x200B), 0x202F, 0x205F, 0x3000)]
 
 
 def remove_control_chars(text: pl.Series, settings: Mapping[str, Any]) -> pl.Series:
@@ -147,12 +148,12 @@ def tidy_whitespace(text: pl.Series, settings: Mapping[str, Any]) -> pl.Series:
     """Trim line ends and blank-line runs; keep line breaks and indentation (code!)."""
     return pl.select(
         pl.lit(text)
-        .str.replace_all(r"\r\n?", "\n")
-        .str.replace_all(UNICODE_SPACES, " ")
-        .str.replace_all(r"(?m)[ \t]+$", "")
+        .str.replace_all(r"\r\n?", "\n")  # Windows and old Mac line ends
+        .str.replace_many(UNICODE_SPACES, [" "] * len(UNICODE_SPACES))
+        .str.replace_all(r"[ \t]+\n", "\n")  # trailing spaces; strip_chars_end does the last
         .str.replace_all(r"\n{4,}", "\n\n\n")  # at most two blank lines (PEP 8 uses two)
-        .str.replace_all(r"^\n+", "")
         .str.strip_chars_end()
+        .str.strip_chars_start("\n")  # leading blank lines; leading spaces are indentation
     ).to_series()
 
 
