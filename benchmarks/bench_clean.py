@@ -328,7 +328,7 @@ def baseline_rules(settings: Mapping[str, Any]) -> dict[str, Any]:
         "entity": normalise.ENTITY,
         "mojibake": normalise.LOOKS_LIKE_MOJIBAKE,
         "control_chars": normalise.CONTROL_CHARS,
-        "unicode_spaces": normalise.UNICODE_SPACES,
+        "unicode_spaces": as_regex_class(normalise.UNICODE_SPACES),
         "filters": list(settings["filters"]),
         "thresholds": dict(thresholds),
         "exclude": filters.keyword_alternation(keywords("exclude_keywords")),
@@ -337,6 +337,12 @@ def baseline_rules(settings: Mapping[str, Any]) -> dict[str, Any]:
         "code": "|".join(filters.CODE_INDICATORS),
         "exact_dedup": dict(settings["exact_dedup"]),
     }
+
+
+def as_regex_class(chars: str | list[str]) -> str:
+    """UNICODE_SPACES is a regex class in some library versions and a list of literals in
+    others; the baseline needs one Python regex either way."""
+    return chars if isinstance(chars, str) else "[" + "".join(re.escape(c) for c in chars) + "]"
 
 
 class BaselineCleaner:
@@ -704,6 +710,17 @@ def show_outputs(a: dict, b: dict) -> None:
         print(f"  {name:<20} (a) {x / MB:9.1f} MB   (b) {y / MB:9.1f} MB")
 
 
+def library_fingerprint() -> dict[str, str]:
+    """Digest per source file of pretrain_mix: which library version the figures are for."""
+    import pretrain_mix
+
+    package = Path(pretrain_mix.__file__).parent
+    return {
+        path.name: hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+        for path in sorted(package.glob("*.py"))
+    }
+
+
 def note(message: str) -> None:
     print(f"[bench_clean] {message}", file=sys.stderr, flush=True)
 
@@ -766,6 +783,7 @@ def run_baseline(raw: RawInput, rules: dict, workdir: Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     workdir = args.workdir.resolve()
+    library = library_fingerprint()
     settings = workflow_settings()
     rules = baseline_rules(settings)
     raw = build_input(args.corpora, workdir, args.docs, args.html_share)
@@ -815,6 +833,8 @@ def main(argv: list[str] | None = None) -> int:
             f" {scaled['peak_rss_mb']:,.0f} MB at {2 * raw.docs:,} docs ({growth:.2f}x)"
         )
 
+    if library_fingerprint() != library:
+        print("WARNING: pretrain_mix's source changed during the run; figures mix versions")
     print("\nLargest steps:")
     for name, run in (("(a) 1 thread", single), ("(a) default", default), ("(b)", base)):
         print(f"  {name}, {run['seconds']:.1f} s in all:\n{top_steps(run)}")
@@ -837,6 +857,8 @@ def main(argv: list[str] | None = None) -> int:
         "peak_rss_mb": peak,
         "pass_memory": peak < MEMORY_LIMIT_MB,
         "agreement": agree,
+        "library_files_sha256": library,
+        "library_changed_during_run": library_fingerprint() != library,
     }
     (workdir / "results.json").write_text(json.dumps(results, indent=2) + "\n", "utf-8")
     print(f"\nresults: {workdir / 'results.json'}")

@@ -20,22 +20,18 @@ def _is_scalar(dtype: pa.DataType) -> bool:
     return pa.types.is_integer(dtype) or pa.types.is_floating(dtype) or pa.types.is_boolean(dtype)
 
 
-def _single_array(column: pa.ChunkedArray) -> pa.Array:
-    # combine_chunks copies even a single chunk; a stream batch almost always has one.
-    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
-
-
-def column_at(table: pa.Table, path: str) -> pa.Array | None:
+def column_at(table: pa.Table, path: str) -> pa.ChunkedArray | None:
     """The column at a dotted path (`meta.body` reads field body of struct column meta).
 
     A top-level column whose name contains the dot wins. None when the path does not exist.
     """
+    # Columns stay chunked: combining the chunks of every batch would copy all its text.
     if path in table.column_names:
-        return _single_array(table.column(path))
+        return table.column(path)
     head, *rest = path.split(".")
     if head not in table.column_names:
         return None
-    array = _single_array(table.column(head))
+    array = table.column(head)
     for name in rest:
         if not pa.types.is_struct(array.type) or array.type.get_field_index(name) < 0:
             return None
@@ -47,14 +43,14 @@ def column_at(table: pa.Table, path: str) -> pa.Array | None:
 class TextBatch:
     """Texts of one batch: `text` is null wherever `usable` is False."""
 
-    text: pa.Array
+    text: pa.Array | pa.ChunkedArray
     usable: np.ndarray
     missing: int  # field absent or null
     not_string: int  # a value, but not text (number in text_field, list, struct)
     empty: int  # empty or only whitespace
 
 
-def _classify(text: pa.Array | None, num_rows: int) -> TextBatch:
+def _classify(text: pa.Array | pa.ChunkedArray | None, num_rows: int) -> TextBatch:
     if text is None:
         return TextBatch(pa.nulls(num_rows, pa.string()), np.zeros(num_rows, bool), num_rows, 0, 0)
     missing = text.null_count
@@ -84,7 +80,7 @@ def texts_from_template(table: pa.Table, template: str) -> TextBatch:
     numbers and booleans are formatted as strings, other types count as not_string.
     """
     num_rows = table.num_rows
-    pieces: list[pa.Array | pa.Scalar] = []
+    pieces: list[pa.ChunkedArray | pa.Scalar] = []
     not_string = np.zeros(num_rows, bool)
     for literal, name, _spec, _conv in string.Formatter().parse(template):
         if literal:
