@@ -47,6 +47,19 @@ def test_word_count_uses_whitespace_separated_words() -> None:
     ]
 
 
+@pytest.mark.parametrize("limit", [1, 2, 7, 1000, 1001, 1500])
+def test_word_thresholds_agree_with_counting_every_word(limit: int) -> None:
+    """Small limits use a pattern that stops early, large ones count; both are exact."""
+    texts = [
+        " ".join(["w"] * n) + ("\n" if n % 2 else "") for n in (0, limit - 1, limit, limit + 1)
+    ]
+    texts.append("  \t" + " \n ".join(["w"] * limit))
+    expected = ["too_few_words" if len(t.split()) < limit else None for t in texts]
+    assert reasons("word_count", texts, min_words=limit) == expected
+    too_many = ["too_many_words" if len(t.split()) > limit else None for t in texts]
+    assert reasons("word_count", texts, max_words=limit) == too_many
+
+
 def test_exclude_keywords_match_whole_words_case_insensitively() -> None:
     texts = [
         "You are a WINNER today",

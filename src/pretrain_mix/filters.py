@@ -87,13 +87,26 @@ def length_checks(s: Mapping[str, Any]) -> list[Check]:
     return checks
 
 
+# Up to this many words, "has at least n words" is a regex that stops at the n-th word,
+# about 100x faster than counting every word; beyond it the pattern would grow too large.
+BOUNDED_WORD_PATTERN_LIMIT = 1000
+
+
+def has_at_least_words(n: int) -> pl.Expr:
+    """True where the text has at least `n` whitespace-separated words."""
+    if n <= 0:
+        return pl.lit(True)
+    if n <= BOUNDED_WORD_PATTERN_LIMIT:
+        return TEXT.str.contains(rf"^\s*(?:\S+\s+){{{n - 1}}}\S")
+    return TEXT.str.count_matches(r"\S+") >= n
+
+
 def word_count_checks(s: Mapping[str, Any]) -> list[Check]:
-    n_words = TEXT.str.count_matches(r"\S+")
     checks = []
     if s.get("min_words") is not None:
-        checks.append(("too_few_words", n_words < s["min_words"]))
+        checks.append(("too_few_words", ~has_at_least_words(int(s["min_words"]))))
     if s.get("max_words") is not None:
-        checks.append(("too_many_words", n_words > s["max_words"]))
+        checks.append(("too_many_words", has_at_least_words(int(s["max_words"]) + 1)))
     return checks
 
 
