@@ -173,7 +173,7 @@ def clean_batch(
     report.chars_raw += int(raw_text.str.len_chars().sum())
     work = records.with_columns(normalise_text(raw_text, settings["normalise"], report))
     reason = first_failure(work, settings["filters"], settings["thresholds"], report)
-    duplicate_of = pl.Series(DUPLICATE_OF, [None] * len(work), pl.Int64)
+    duplicate_of = pl.repeat(None, len(work), dtype=pl.Int64, eager=True).alias(DUPLICATE_OF)
     if deduplicator is not None:
         with Timer(report.seconds, "dedup"):
             passed = reason.is_null()
@@ -194,7 +194,8 @@ def clean_batch(
     )
     report.kept += len(kept)
     report.chars_kept += int(kept["text"].str.len_chars().sum())
-    report.rejected.update(reason.drop_nulls().to_list())
+    for row in reason.drop_nulls().value_counts().iter_rows():
+        report.rejected[row[0]] += row[1]
     return kept, rejected.select(output_columns + ["line_number"])
 
 
