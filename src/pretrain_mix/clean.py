@@ -22,7 +22,7 @@ from pretrain_mix.dedup import ExactDeduplicator
 from pretrain_mix.filters import get_filter
 from pretrain_mix.io import atomic_path, gzip_writer, json_line, ndjson_bytes, write_json
 from pretrain_mix.normalise import enabled_normalisers
-from pretrain_mix.raw_reader import BadRecord, iter_raw_batches
+from pretrain_mix.raw_reader import LINE, BadRecord, iter_raw_batches
 
 log = logging.getLogger(__name__)
 
@@ -148,8 +148,8 @@ def _document_ids(frame: pl.DataFrame) -> pl.Expr:
     """What duplicate_of names: the kept document's original_index (else its raw line)."""
     metadata = frame.schema.get("metadata")
     if isinstance(metadata, pl.Struct) and "original_index" in [f.name for f in metadata.fields]:
-        return pl.coalesce(pl.col("metadata").struct.field("original_index"), pl.col("line_number"))
-    return pl.col("line_number")
+        return pl.coalesce(pl.col("metadata").struct.field("original_index"), pl.col(LINE))
+    return pl.col(LINE)
 
 
 def _with_rejection_metadata(frame: pl.DataFrame) -> pl.DataFrame:
@@ -187,7 +187,7 @@ def clean_batch(
                 .otherwise(reason)
                 .alias(REASON)
             ).to_series()
-    output_columns = [c for c in records.columns if c != "line_number"]
+    output_columns = [c for c in records.columns if c != LINE]
     kept = work.filter(reason.is_null()).select(output_columns)
     rejected = _with_rejection_metadata(
         records.with_columns(reason.alias(REASON), duplicate_of).filter(reason.is_not_null())
@@ -196,7 +196,7 @@ def clean_batch(
     report.chars_kept += int(kept["text"].str.len_chars().sum())
     for row in reason.drop_nulls().value_counts().iter_rows():
         report.rejected[row[0]] += row[1]
-    return kept, rejected.select(output_columns + ["line_number"])
+    return kept, rejected.select([*output_columns, LINE])
 
 
 def bad_record_line(bad: BadRecord) -> tuple[int, bytes]:
@@ -214,12 +214,10 @@ def bad_record_line(bad: BadRecord) -> tuple[int, bytes]:
 
 def rejected_bytes(rejected: pl.DataFrame, bad: list[BadRecord]) -> bytes:
     """Rejected records of a batch in input order, bad lines included where they were."""
-    body = ndjson_bytes(rejected.drop("line_number"))
+    body = ndjson_bytes(rejected.drop(LINE))
     if not bad:
         return body
-    lines = list(
-        zip(rejected["line_number"].to_list(), body.splitlines(keepends=True), strict=True)
-    )
+    lines = list(zip(rejected[LINE].to_list(), body.splitlines(keepends=True), strict=True))
     lines += [bad_record_line(b) for b in bad]
     return b"".join(line for _number, line in sorted(lines, key=lambda pair: pair[0]))
 
@@ -251,7 +249,7 @@ def run_clean_job(
             report.documents_in += len(batch.records) + len(batch.bad)
             report.rejected[BAD_RECORD] += len(batch.bad)
             if batch.records.is_empty():
-                kept, rejected = pl.DataFrame(), pl.DataFrame(schema={"line_number": pl.Int64})
+                kept, rejected = pl.DataFrame(), pl.DataFrame(schema={LINE: pl.Int64})
             else:
                 kept, rejected = clean_batch(batch.records, settings, deduplicator, report)
             with Timer(report.seconds, "write"):

@@ -16,6 +16,9 @@ import polars as pl
 from pretrain_mix.errors import PretrainMixError
 from pretrain_mix.io import gzip_reader
 
+# Column added to each batch: the record's 1-based line in the raw file (never written out).
+LINE = "_pretrain_mix_line"
+
 
 class RawInputError(PretrainMixError):
     """A raw file or one of its lines cannot be used."""
@@ -31,7 +34,7 @@ class BadRecord:
 @dataclass
 class RawBatch:
     first_line: int  # 1-based line number of the batch's first line
-    records: pl.DataFrame  # good records, input order; column `line_number` locates each
+    records: pl.DataFrame  # good records, input order; column LINE locates each
     bad: list[BadRecord] = field(default_factory=list)
 
 
@@ -50,7 +53,7 @@ _STARTS_WITH_TEXT = re.compile(rb'\s*\{\s*"text"\s*:\s*"')
 
 def _parse_lines(lines: list[bytes], first_line: int) -> RawBatch:
     """Fast path: polars parses the whole batch; on any doubt, check the lines one by one."""
-    numbers = pl.Series("line_number", range(first_line, first_line + len(lines)), pl.Int64)
+    numbers = pl.Series(LINE, range(first_line, first_line + len(lines)), pl.Int64)
     if all(_STARTS_WITH_TEXT.match(line) for line in lines):
         try:
             frame = pl.read_ndjson(io.BytesIO(b"".join(lines)), infer_schema_length=None)
@@ -74,7 +77,7 @@ def _parse_lines(lines: list[bytes], first_line: int) -> RawBatch:
         good_numbers.append(number)
     frame = pl.DataFrame(good, infer_schema_length=None) if good else pl.DataFrame()
     if good:
-        frame = frame.with_columns(pl.Series("line_number", good_numbers, pl.Int64))
+        frame = frame.with_columns(pl.Series(LINE, good_numbers, pl.Int64))
     return RawBatch(first_line, frame, bad)
 
 
