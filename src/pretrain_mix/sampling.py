@@ -169,9 +169,13 @@ class BottomK:
         self._prune()
         _, shards, rows = self._columns()
         tables = [s.table.take(s.index) for s in self._segments]
-        payload = pa.concat_tables(tables, promote_options="permissive").combine_chunks()
+        payload = pa.concat_tables(tables, promote_options="permissive")
+        # Segments arrive in reading order, so with shards in natural order the sample is
+        # already sorted and needs no second copy; shuffled shards need one.
         order = np.lexsort((rows, shards))
-        return shards[order], rows[order], payload.take(order)
+        if np.array_equal(order, np.arange(len(order))):
+            return shards, rows, payload
+        return shards[order], rows[order], payload.combine_chunks().take(order)
 
 
 @dataclass
