@@ -15,7 +15,7 @@ from conftest import numbered_docs, read_jsonl_gz, write_jsonl
 
 from pretrain_mix.config import DatasetSpec
 from pretrain_mix.errors import DatasetOpenError, SamplingError
-from pretrain_mix.io import write_jsonl_gz
+from pretrain_mix.io import atomic_path, gzip_writer
 from pretrain_mix.sampling import (
     BottomK,
     SamplingOptions,
@@ -358,12 +358,10 @@ def test_interrupted_run_leaves_no_finished_looking_file(tmp_path: Path) -> None
 
 
 def test_failure_while_writing_removes_the_partial_file(tmp_path: Path) -> None:
-    def records():
-        yield {"text": "first"}
-        raise KeyboardInterrupt  # e.g. Ctrl-C in the middle of the write
-
     with pytest.raises(KeyboardInterrupt):
-        write_jsonl_gz(tmp_path / "raw_data.jsonl.gz", records())
+        with atomic_path(tmp_path / "raw_data.jsonl.gz") as partial, gzip_writer(partial) as out:
+            out.write(b'{"text": "first"}\n')
+            raise KeyboardInterrupt  # e.g. Ctrl-C in the middle of the write
     assert list(tmp_path.iterdir()) == []
 
 

@@ -10,7 +10,7 @@ import contextlib
 import io
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -77,16 +77,6 @@ def write_frame_jsonl_gz(
         for piece in frame.iter_slices(rows_per_slice):
             stream.write(ndjson_bytes(piece))
     return len(frame)
-
-
-def write_jsonl_gz(path: str | Path, records: Iterable[Any]) -> int:
-    """Write records atomically as gzip JSON lines; returns how many were written."""
-    count = 0
-    with atomic_path(path) as partial, gzip_writer(partial) as stream:
-        for record in records:
-            stream.write(json_line(record))
-            count += 1
-    return count
 
 
 def write_json(path: str | Path, document: Any) -> None:
