@@ -8,13 +8,18 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/demo.smk"
 include: "rules/sample.smk"
 include: "rules/clean.smk"
+include: "rules/report.smk"
 
 
 rule all:
     default_target: True
     input:
         get_final_output(),
+        get_report_outputs(),

@@ -97,3 +97,8 @@ def get_clean_mem_mb(wildcards):
     """A batch of documents several times over (polars columns, regex copies), plus the index."""
     batch = config["cleaning"]["batch_size"]
     return 1000 + batch // 10 + PLAN[wildcards.dataset].count // 20_000
+
+
+def get_report_outputs():
+    """The summary and the plots (rules/report.smk), built with `all`."""
+    return [str(path) for path in [rules.summary.output.markdown, *rules.plots.output]]

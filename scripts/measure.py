@@ -1,0 +1,17 @@
+# Count what a dataset's output files hold (documents, characters, words, tokens, reasons).
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # the library, also in conda envs
+from pretrain_mix.jobs import run_logged
+from pretrain_mix.measure import run_measure_job
+
+run_logged(
+    snakemake.log[0],
+    run_measure_job,
+    dataset_id=snakemake.wildcards.dataset,
+    raw_path=snakemake.input.raw,
+    cleaned_path=snakemake.input.cleaned,
+    rejected_path=snakemake.input.rejected,
+    tokenizer=snakemake.params.tokenizer,
+    output_path=snakemake.output[0],
+)
