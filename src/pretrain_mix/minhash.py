@@ -1,0 +1,822 @@
+"""Near-duplicate detection: MinHash signatures, LSH banding, verification, clusters.
+
+The engine behind `near_duplicate` removal, within a dataset or across the mixture:
+
+1. `dedup_text` folds case, punctuation, digits, whitespace and (optionally) diacritics;
+2. `signatures` hashes every word n-gram ("shingle") and keeps, for each of `num_perm`
+   hash functions, the smallest value: an (n, num_perm) uint32 matrix;
+3. `band_keys` hashes each band of `rows` signature values into one uint64 key;
+4. `NearDuplicateIndex` keeps only the keys (plus id, length and priority) batch after
+   batch, pairs documents that share a key in any band, checks the pairs (exact Jaccard
+   of the shingle sets when a similarity function is given), joins the accepted pairs
+   into clusters and keeps one survivor per cluster.
+
+Everything is vectorised (polars for text, numpy for numbers): loops run over hash
+functions, bands and chunks, never over documents.
+
+The hash functions are the multiply-add family h(x) = (a*x + b) mod 2^32 (a odd, a and b
+random 32-bit, x the top 32 bits of a strong 64-bit shingle hash); the minimum over a set
+is taken on the whole 32-bit value, so it is ordered by the high bits as in Dietzfelbinger's
+multiply-add-shift scheme. This is a deliberate choice over (a*x + b) mod (2^31 - 1): numpy
+multiplies 32-bit lanes natively (AVX2) but emulates 64-bit products, and the prime
+reduction adds four passes; on this machine the kernel costs 0.5 ns per (shingle, hash)
+against 3 to 5 ns. The estimator's bias and spread match the theoretical binomial figures
+(benchmarks/README.md), like datasketch's (which wraps its 64-bit products anyway).
+
+Clusters chain: with A~B and B~C accepted, A, B and C form one cluster even if A and C are
+not similar. As datatrove does, every member but the survivor is removed and points at the
+survivor (`duplicate_of`); the result also records each removed document's similarity to
+the survivor and the accepted pair that brought it in (`neighbour_ids`), so a chained
+removal is visible (`NearDuplicateResult.chained`) and explained.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import polars as pl
+
+from pretrain_mix.errors import ConfigError, PretrainMixError
+from pretrain_mix.io import atomic_path
+
+SURVIVORS = ("first", "longest")
+# Keys of the deduplication section that the workflow reads, not the engine.
+WORKFLOW_KEYS = frozenset({"enabled", "scope", "priority"})
+# (false positive, false negative) weights when bands/rows are derived. datasketch's default
+# is (0.5, 0.5); with verification a false positive costs one exact check while a false
+# negative is a duplicate kept for good, so missing pairs weighs more.
+DERIVATION_WEIGHTS = {False: (0.5, 0.5), True: (0.1, 0.9)}
+MAX_NUM_PERM = 1024
+SIGNATURE_FORMAT = 1
+
+_UINT32_MAX = np.uint32(0xFFFFFFFF)
+_WORD_SEED = 0x5EED_0F_5709  # word hashes do not depend on `seed`: shingles are the same sets
+_PAD_WORD = np.uint64(0x9AD0_9AD0_9AD0_9AD0)  # fills documents shorter than n words
+_ODD_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # 2^64 / golden ratio: combines hashes in order
+# (num_perm x shingles) values per chunk of the min-hash kernel: 4 MB of uint32, cache sized.
+_CHUNK_VALUES = 1 << 20
+
+# --- settings --------------------------------------------------------------------------------
+
+
+def lsh_probability(similarity: np.ndarray | float, bands: int, rows: int) -> np.ndarray:
+    """Probability that two documents of this Jaccard similarity share at least one band."""
+    return 1.0 - (1.0 - np.asarray(similarity, dtype=np.float64) ** rows) ** bands
+
+
+@functools.cache
+def optimal_bands_rows(
+    threshold: float,
+    num_perm: int,
+    false_positive_weight: float = 0.5,
+    false_negative_weight: float = 0.5,
+) -> tuple[int, int]:
+    """(bands, rows), bands x rows <= num_perm, minimising the weighted error areas.
+
+    The false positive area is the chance of becoming a candidate integrated over
+    similarities below `threshold`, the false negative area the chance of being missed over
+    similarities above it (datasketch's `_optimal_param`, integrated here on a grid).
+    """
+    below = np.linspace(0.0, threshold, 1001)
+    above = np.linspace(threshold, 1.0, 1001)
+    best: tuple[float, int, int] | None = None
+    for rows in range(1, num_perm + 1):
+        bands = np.arange(1, num_perm // rows + 1)[:, None]
+        false_positive = np.trapezoid(lsh_probability(below, bands, rows), below, axis=1)
+        false_negative = np.trapezoid(1.0 - lsh_probability(above, bands, rows), above, axis=1)
+        error = false_positive_weight * false_positive + false_negative_weight * false_negative
+        i = int(np.argmin(error))
+        if best is None or error[i] < best[0]:
+            best = (float(error[i]), i + 1, rows)
+    assert best is not None
+    return best[1], best[2]
+
+
+def _integer(value: Any, key: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(f"{key} must be an integer from {low} to {high}, got {value!r}")
+    return value
+
+
+def _boolean(value: Any, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key} must be true or false, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class MinHashSettings:
+    """Near-duplicate settings; build them from the config with `from_config`."""
+
+    ngram: int = 5
+    num_perm: int = 112
+    bands: int = 10  # derived: optimal for 0.85, 112 hash functions, with verification
+    rows: int = 11
+    similarity_threshold: float = 0.85
+    fold_diacritics: bool = True
+    verify: bool = True
+    survivor: str = "first"
+    seed: int = 1
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self, where: str = "deduplication") -> None:
+        _integer(self.ngram, f"{where}.ngram", 1, 64)
+        _integer(self.num_perm, f"{where}.num_perm", 1, MAX_NUM_PERM)
+        _integer(self.bands, f"{where}.bands", 1, MAX_NUM_PERM)
+        _integer(self.rows, f"{where}.rows", 1, MAX_NUM_PERM)
+        if self.bands * self.rows > self.num_perm:
+            raise ConfigError(
+                f"{where}.bands: bands x rows = {self.bands} x {self.rows} exceeds num_perm "
+                f"({self.num_perm}); lower them or raise num_perm"
+            )
+        threshold = self.similarity_threshold
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+            raise ConfigError(f"{where}.similarity_threshold must be a number, got {threshold!r}")
+        if not 0.0 < threshold <= 1.0:
+            raise ConfigError(
+                f"{where}.similarity_threshold must be in (0, 1] (estimated Jaccard), "
+                f"got {threshold!r}"
+            )
+        _boolean(self.fold_diacritics, f"{where}.fold_diacritics")
+        _boolean(self.verify, f"{where}.verify")
+        if self.survivor not in SURVIVORS:
+            raise ConfigError(
+                f"{where}.survivor must be one of {', '.join(SURVIVORS)}, got {self.survivor!r}"
+            )
+        _integer(self.seed, f"{where}.seed", 0, 2**63 - 1)
+
+    @classmethod
+    def from_config(
+        cls, config: Mapping[str, Any], where: str = "deduplication"
+    ) -> MinHashSettings:
+        """Settings from a config section; bands and rows derived when both are absent.
+
+        `similarity_threshold` (the original script's key) is the estimated Jaccard
+        similarity above which two documents are duplicates; `where` names the section in
+        error messages.
+        """
+        names = {f.name for f in fields(cls)}
+        for key in config:
+            if key not in names and key not in WORKFLOW_KEYS:
+                raise ConfigError(
+                    f"{where}.{key}: unknown key; expected one of {', '.join(sorted(names))}"
+                )
+        values = {k: v for k, v in config.items() if k in names and v is not None}
+        if ("bands" in values) != ("rows" in values):
+            missing = "rows" if "bands" in values else "bands"
+            raise ConfigError(
+                f"{where}.{missing} is missing: give both bands and rows, or neither to "
+                "derive them from similarity_threshold"
+            )
+        defaults = cls()
+        merged = {name: values.get(name, getattr(defaults, name)) for name in names}
+        if "bands" in values:
+            bands = _integer(values["bands"], f"{where}.bands", 1, MAX_NUM_PERM)
+            rows = _integer(values["rows"], f"{where}.rows", 1, MAX_NUM_PERM)
+            merged["num_perm"] = values.get("num_perm", bands * rows)
+        else:
+            # Check what the derivation reads before deriving.
+            cls._unchecked({**merged, "bands": 1, "rows": 1}).validate(where)
+            weights = DERIVATION_WEIGHTS[merged["verify"]]
+            merged["bands"], merged["rows"] = optimal_bands_rows(
+                float(merged["similarity_threshold"]), merged["num_perm"], *weights
+            )
+        settings = cls._unchecked(merged)
+        settings.validate(where)
+        return settings
+
+    @classmethod
+    def _unchecked(cls, values: Mapping[str, Any]) -> MinHashSettings:
+        """An instance without __post_init__'s check, so that errors can name the section."""
+        settings = cls.__new__(cls)
+        for name, value in values.items():
+            object.__setattr__(settings, name, value)
+        return settings
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What band keys depend on; stored with saved signatures."""
+        return {
+            "format": SIGNATURE_FORMAT,
+            "polars": pl.__version__,  # word hashes are stable within a polars version only
+            "ngram": self.ngram,
+            "num_perm": self.num_perm,
+            "bands": self.bands,
+            "rows": self.rows,
+            "fold_diacritics": self.fold_diacritics,
+            "seed": self.seed,
+        }
+
+
+# --- text to shingles ------------------------------------------------------------------------
+
+# One number, decimals and thousands separators included, becomes "0" (as datatrove).
+NUMBER = r"\p{Nd}+(?:[.,]\p{Nd}+)*"
+PUNCTUATION_AND_SPACE = r"[\p{P}\p{S}\s]+"
+COMBINING_MARKS = r"\p{Mn}+"
+
+
+@functools.cache
+def _diacritic_table() -> tuple[list[str], list[str]]:
+    """Precomposed characters -> the same without combining marks (NFD, drop Mn, NFC).
+
+    A one-pass replacement is twice as fast as normalising every text to NFD; marks that
+    are already separate code points are removed by COMBINING_MARKS afterwards.
+    """
+    patterns, replacements = [], []
+    for code in range(0xA0, 0x10000):
+        char = chr(code)
+        decomposition = unicodedata.decomposition(char)
+        if not decomposition or decomposition.startswith("<"):
+            continue  # no canonical decomposition (Hangul syllables are kept whole)
+        nfd = unicodedata.normalize("NFD", char)
+        base = "".join(c for c in nfd if unicodedata.category(c) != "Mn")
+        base = unicodedata.normalize("NFC", base)
+        if base != char:
+            patterns.append(char)
+            replacements.append(base)
+    return patterns, replacements
+
+
+def _dedup_text_expr(text: pl.Expr, fold_diacritics: bool) -> pl.Expr:
+    text = text.fill_null("").str.to_lowercase().str.replace_all(NUMBER, "0")
+    if fold_diacritics:
+        # Strips tone marks too: Vietnamese words differing only in tone become one word.
+        patterns, replacements = _diacritic_table()
+        text = text.str.replace_many(patterns, replacements).str.replace_all(COMBINING_MARKS, "")
+    return text.str.replace_all(PUNCTUATION_AND_SPACE, " ").str.strip_chars(" ")
+
+
+def dedup_text(texts: pl.Series, fold_diacritics: bool) -> pl.Series:
+    """Text as near-dup detection sees it: lower case, numbers -> 0, punctuation and symbols
+    -> space, whitespace collapsed, and diacritics removed if `fold_diacritics`.
+
+    Input is expected in NFC (stage 2 normalises it); nulls become "".
+    """
+    return texts.to_frame("text").select(_dedup_text_expr(pl.col("text"), fold_diacritics))["text"]
+
+
+def _fmix64(values: np.ndarray) -> np.ndarray:
+    """MurmurHash3's finaliser, in place: every output bit depends on every input bit."""
+    values ^= values >> np.uint64(33)
+    values *= np.uint64(0xFF51AFD7ED558CCD)
+    values ^= values >> np.uint64(33)
+    values *= np.uint64(0xC4CEB9FE1A85EC53)
+    values ^= values >> np.uint64(33)
+    return values
+
+
+def _pad_short_documents(
+    word_hashes: np.ndarray, lengths: np.ndarray, ngram: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Documents of fewer than `ngram` words padded to `ngram`: one shingle of all their words."""
+    padded = np.maximum(lengths, ngram)
+    starts = np.cumsum(lengths) - lengths
+    padded_starts = np.cumsum(padded) - padded
+    out = np.full(int(padded.sum()), _PAD_WORD, dtype=np.uint64)
+    out[np.repeat(padded_starts - starts, lengths) + np.arange(len(word_hashes))] = word_hashes
+    return out, padded
+
+
+def _shingle_hashes(texts: pl.Series, settings: MinHashSettings) -> tuple[np.ndarray, np.ndarray]:
+    """64-bit hashes of every word n-gram, flat, and each document's offsets into them (n + 1).
+
+    Every document has at least one shingle; repeated n-grams are kept (the minimum and the
+    set operations ignore them).
+    """
+    if len(texts) == 0:
+        return np.zeros(0, np.uint64), np.zeros(1, np.int64)
+    words = dedup_text(texts, settings.fold_diacritics).str.split(" ")
+    lengths = words.list.len().to_numpy().astype(np.int64)
+    word_hashes = words.explode().hash(seed=_WORD_SEED).to_numpy()
+    n = settings.ngram
+    if len(lengths) and lengths.min() < n:
+        word_hashes, lengths = _pad_short_documents(word_hashes, lengths, n)
+    # Shingle i combines words i .. i+n-1 of the flat array; windows that run into the next
+    # document are computed too (cheaper than masking) and dropped below.
+    count = len(word_hashes) - n + 1  # >= 1: every document has >= n words now
+    shingles = word_hashes[:count].copy()
+    for k in range(1, n):
+        shingles *= _ODD_MULTIPLIER
+        shingles += word_hashes[k : k + count]
+    _fmix64(shingles)
+    ends = np.cumsum(lengths)
+    crossing = (ends[:-1, None] - np.arange(1, n)[None, :]).ravel()
+    keep = np.ones(count, dtype=bool)
+    keep[crossing] = False
+    per_document = lengths - n + 1
+    offsets = np.concatenate([[0], np.cumsum(per_document)]).astype(np.int64)
+    return shingles[keep], offsets
+
+
+# --- signatures and band keys ----------------------------------------------------------------
+
+
+def _hash_functions(settings: MinHashSettings) -> tuple[np.ndarray, np.ndarray]:
+    """(a, b) of the num_perm hash functions, from `seed` alone; a odd (a bijection)."""
+    rng = np.random.default_rng(settings.seed)
+    a = rng.integers(0, 2**32, settings.num_perm, dtype=np.uint64) | np.uint64(1)
+    b = rng.integers(0, 2**32, settings.num_perm, dtype=np.uint64)
+    return a.astype(np.uint32), b.astype(np.uint32)
+
+
+def _min_hashes(
+    values: np.ndarray, offsets: np.ndarray, a: np.ndarray, b: np.ndarray
+) -> np.ndarray:
+    """min over each document's values of (a*x + b) mod 2^32, for every (a, b): (n, len(a)).
+
+    Chunks of values, not of documents: a long document spans chunks and its minimum is
+    folded in, so memory is bounded whatever the document lengths.
+    """
+    n_functions, n_documents = len(a), len(offsets) - 1
+    result = np.full((n_functions, n_documents), _UINT32_MAX, dtype=np.uint32)
+    chunk = max(1, _CHUNK_VALUES // n_functions)
+    work = np.empty((n_functions, chunk), dtype=np.uint32)
+    a_column, b_column = a[:, None], b[:, None]
+    for low in range(0, len(values), chunk):
+        high = min(low + chunk, len(values))
+        first = int(np.searchsorted(offsets, low, side="right")) - 1
+        stop = int(np.searchsorted(offsets, high, side="left"))
+        starts = np.maximum(offsets[first:stop], low) - low
+        permuted = work[:, : high - low]
+        np.multiply(a_column, values[None, low:high], out=permuted)
+        np.add(permuted, b_column, out=permuted)
+        minima = np.minimum.reduceat(permuted, starts, axis=1)
+        np.minimum(result[:, first:stop], minima, out=result[:, first:stop])
+    return np.ascontiguousarray(result.T)
+
+
+def signatures(texts: pl.Series, settings: MinHashSettings) -> np.ndarray:
+    """MinHash signatures, (len(texts), num_perm) uint32.
+
+    Deterministic: the same text gives the same row whatever the batch it is in, in every run
+    with the same seed and polars version.
+    """
+    shingles, offsets = _shingle_hashes(texts, settings)
+    a, b = _hash_functions(settings)
+    top_bits = (shingles >> np.uint64(32)).astype(np.uint32)
+    return _min_hashes(top_bits, offsets, a, b)
+
+
+def band_keys(sigs: np.ndarray, settings: MinHashSettings) -> np.ndarray:
+    """(n, bands) uint64: each band's `rows` signature values hashed into one key."""
+    if sigs.ndim != 2 or sigs.shape[1] != settings.num_perm:
+        raise ValueError(f"signatures must be (n, {settings.num_perm}), got {sigs.shape}")
+    n, bands, rows = len(sigs), settings.bands, settings.rows
+    grouped = sigs[:, : bands * rows].reshape(n, bands, rows).astype(np.uint64)
+    keys = grouped[:, :, 0].copy()
+    for k in range(1, rows):
+        keys *= _ODD_MULTIPLIER
+        keys += grouped[:, :, k]
+    return _fmix64(keys)
+
+
+# --- similarity ------------------------------------------------------------------------------
+
+
+def _pair_jaccard(
+    shingles: np.ndarray, offsets: np.ndarray, rows_a: np.ndarray, rows_b: np.ndarray
+) -> np.ndarray:
+    """Jaccard of the shingle sets of documents rows_a[k] and rows_b[k], for every k."""
+    n_pairs = len(rows_a)
+
+    def distinct(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        lengths = offsets[rows + 1] - offsets[rows]
+        pair = np.repeat(np.arange(n_pairs), lengths)
+        within = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        values = shingles[np.repeat(offsets[rows], lengths) + within]
+        order = np.lexsort((values, pair))
+        pair, values = pair[order], values[order]
+        first = np.ones(len(pair), dtype=bool)
+        first[1:] = (pair[1:] != pair[:-1]) | (values[1:] != values[:-1])
+        return pair[first], values[first]
+
+    pair_a, values_a = distinct(rows_a)
+    pair_b, values_b = distinct(rows_b)
+    pair = np.concatenate([pair_a, pair_b])
+    values = np.concatenate([values_a, values_b])
+    order = np.lexsort((values, pair))
+    pair, values = pair[order], values[order]
+    shared = (pair[1:] == pair[:-1]) & (values[1:] == values[:-1])
+    intersection = np.bincount(pair[1:][shared], minlength=n_pairs)
+    union = (
+        np.bincount(pair_a, minlength=n_pairs)
+        + np.bincount(pair_b, minlength=n_pairs)
+        - intersection
+    )
+    return intersection / np.maximum(union, 1)
+
+
+def _as_series(texts: Sequence[str] | pl.Series) -> pl.Series:
+    if isinstance(texts, pl.Series):
+        return texts.alias("text")
+    return pl.Series("text", list(texts), pl.String)
+
+
+def exact_jaccard(
+    texts_a: Sequence[str] | pl.Series,
+    texts_b: Sequence[str] | pl.Series,
+    settings: MinHashSettings,
+) -> np.ndarray:
+    """Exact Jaccard similarity of texts_a[k] and texts_b[k] on the signature's shingle sets.
+
+    Sets of 64-bit shingle hashes, intersected with one sort over all pairs (no Python set
+    per pair); a false match needs a 64-bit collision.
+    """
+    a, b = _as_series(texts_a), _as_series(texts_b)
+    if len(a) != len(b):
+        raise ValueError(f"texts_a and texts_b differ in length: {len(a)} vs {len(b)}")
+    shingles, offsets = _shingle_hashes(pl.concat([a, b]), settings)
+    rows = np.arange(len(a))
+    return _pair_jaccard(shingles, offsets, rows, rows + len(a))
+
+
+def _positions(sorted_ids: np.ndarray, order: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Positions (in the caller's order) of the ids `wanted`."""
+    if len(wanted) == 0:
+        return np.zeros(0, np.int64)
+    found = np.searchsorted(sorted_ids, wanted)
+    found = np.minimum(found, len(sorted_ids) - 1)
+    if not np.array_equal(sorted_ids[found], wanted):
+        raise KeyError("a pair names a document id that was not given")
+    return order[found]
+
+
+def text_similarity(
+    doc_ids: np.ndarray, texts: Sequence[str] | pl.Series, settings: MinHashSettings
+) -> Callable[[np.ndarray], np.ndarray]:
+    """A verification function for `resolve`: exact Jaccard of documents held in memory."""
+    texts = _as_series(texts)
+    order = np.argsort(doc_ids, kind="stable")
+    sorted_ids = np.asarray(doc_ids)[order]
+
+    def similarity(pairs: np.ndarray) -> np.ndarray:
+        if len(pairs) == 0:
+            return np.zeros(0)
+        positions = _positions(sorted_ids, order, np.asarray(pairs).ravel())
+        needed, rows = np.unique(positions, return_inverse=True)
+        shingles, offsets = _shingle_hashes(texts.gather(needed), settings)
+        rows = rows.reshape(-1, 2)
+        return _pair_jaccard(shingles, offsets, rows[:, 0], rows[:, 1])
+
+    return similarity
+
+
+def signature_similarity(
+    doc_ids: np.ndarray, sigs: np.ndarray
+) -> Callable[[np.ndarray], np.ndarray]:
+    """A check for `resolve` from full signatures: the estimated Jaccard (equal values share)."""
+    order = np.argsort(doc_ids, kind="stable")
+    sorted_ids = np.asarray(doc_ids)[order]
+
+    def similarity(pairs: np.ndarray) -> np.ndarray:
+        pairs = np.asarray(pairs).reshape(-1, 2)
+        a = sigs[_positions(sorted_ids, order, pairs[:, 0])]
+        b = sigs[_positions(sorted_ids, order, pairs[:, 1])]
+        return (a == b).mean(axis=1) if len(pairs) else np.zeros(0)
+
+    return similarity
+
+
+# --- index and clusters ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NearDuplicateResult:
+    """What `resolve` decided; arrays are aligned on `removed_ids` (increasing)."""
+
+    removed_ids: np.ndarray  # int64
+    survivor_ids: np.ndarray  # int64: the kept document of the removed one's cluster
+    similarity: np.ndarray  # float64: removed vs survivor (exact if verified, else estimated)
+    neighbour_ids: np.ndarray  # int64: the other end of its best accepted pair
+    neighbour_similarity: np.ndarray  # float64: that pair's similarity
+    clusters: int  # clusters of two or more documents
+    cluster_sizes: dict[int, int]  # size -> number of clusters
+    pairs_checked: int  # candidate pairs (sharing a band key)
+    pairs_rejected: int  # candidate pairs the similarity function put below the threshold
+    verified: bool  # similarities are exact Jaccard (else estimated from band keys)
+    threshold: float
+
+    @property
+    def chained(self) -> int:
+        """Removed documents less similar to their survivor than the threshold (via a chain)."""
+        return int((self.similarity < self.threshold).sum())
+
+    def duplicate_of(self, doc_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each id: (survivor id or -1 if kept, similarity to it or NaN)."""
+        doc_ids = np.asarray(doc_ids, dtype=np.int64)
+        if len(self.removed_ids) == 0:
+            return np.full(len(doc_ids), -1, np.int64), np.full(len(doc_ids), np.nan)
+        at = np.minimum(np.searchsorted(self.removed_ids, doc_ids), len(self.removed_ids) - 1)
+        hit = self.removed_ids[at] == doc_ids
+        return (
+            np.where(hit, self.survivor_ids[at], -1),
+            np.where(hit, self.similarity[at], np.nan),
+        )
+
+    def stats(self) -> dict[str, Any]:
+        """Figures for stats.json."""
+        return {
+            "removed": len(self.removed_ids),
+            "clusters": self.clusters,
+            "cluster_sizes": {str(k): v for k, v in sorted(self.cluster_sizes.items())},
+            "pairs_checked": self.pairs_checked,
+            "pairs_rejected": self.pairs_rejected,
+            "chained": self.chained,
+            "verified": self.verified,
+        }
+
+
+def _components(edges: np.ndarray, n_nodes: int) -> np.ndarray:
+    """Each node's cluster label, the smallest node in its cluster (vectorised union-find).
+
+    Hook every edge's larger root under the smaller one, then halve paths until every node
+    points at a root; repeat until both ends of every edge share a root.
+    """
+    parent = np.arange(n_nodes)
+    u, v = edges[:, 0], edges[:, 1]
+    while True:
+        root_u, root_v = parent[u], parent[v]
+        differ = root_u != root_v
+        if not differ.any():
+            return parent
+        low, high = np.minimum(root_u, root_v)[differ], np.maximum(root_u, root_v)[differ]
+        np.minimum.at(parent, high, low)
+        while True:
+            grand = parent[parent]
+            if np.array_equal(grand, parent):
+                break
+            parent = grand
+
+
+class NearDuplicateIndex:
+    """Band keys of every document added, and the clustering they lead to.
+
+    Memory: 8 bytes (id) + 8 x bands (keys) + 4 (length) + 4 (priority) per document, i.e.
+    (8 x bands + 16) MB per million documents: 96 MB with the default 10 bands. Finding
+    the candidate pairs needs about 40 bytes per document more while it sorts one band.
+    """
+
+    def __init__(self, settings: MinHashSettings):
+        self.settings = settings
+        self._batches: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self._merged: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._last_id: int | None = None
+        self._pairs: np.ndarray | None = None
+
+    def add(
+        self,
+        doc_ids: np.ndarray,
+        band_keys: np.ndarray,
+        lengths: np.ndarray,
+        priority: np.ndarray | None = None,
+    ) -> None:
+        """Add a batch: ids strictly increasing across all batches (input order).
+
+        The survivor of a cluster is the smallest (priority, id) with survivor "first", the
+        largest length, ties by (priority, id), with "longest". `priority`: lower wins, e.g.
+        the dataset's position in the mixture's priority list; default 0 for all.
+        """
+        ids = np.asarray(doc_ids, dtype=np.int64)
+        keys = np.asarray(band_keys)
+        n = len(ids)
+        if keys.shape != (n, self.settings.bands) or keys.dtype != np.uint64:
+            raise ValueError(
+                f"band_keys must be uint64 ({n}, {self.settings.bands}), "
+                f"got {keys.dtype} {keys.shape}"
+            )
+        lengths = np.asarray(lengths)
+        priority = np.zeros(n, np.int32) if priority is None else np.asarray(priority)
+        if lengths.shape != (n,) or priority.shape != (n,):
+            raise ValueError(f"lengths and priority must have one value per document ({n})")
+        if n == 0:
+            return
+        if np.any(np.diff(ids) <= 0) or (self._last_id is not None and ids[0] <= self._last_id):
+            raise ValueError("doc_ids must be unique and increasing across batches")
+        self._last_id = int(ids[-1])
+        # Band-major, so that sorting one band reads contiguous memory.
+        self._batches.append(
+            (ids, np.ascontiguousarray(keys.T), lengths.astype(np.int32), priority.astype(np.int32))
+        )
+        self._merged, self._pairs = None, None
+
+    def __len__(self) -> int:
+        return sum(len(batch[0]) for batch in self._batches)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(sum(a.nbytes for a in batch) for batch in self._batches)
+
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        if self._merged is None:
+            if not self._batches:
+                bands = self.settings.bands
+                empty = np.zeros(0, np.int64), np.zeros((bands, 0), np.uint64)
+                self._merged = (*empty, np.zeros(0, np.int32), np.zeros(0, np.int32))
+            else:
+                parts = list(zip(*self._batches, strict=True))
+                self._merged = (
+                    np.concatenate(parts[0]),
+                    np.concatenate(parts[1], axis=1),
+                    np.concatenate(parts[2]),
+                    np.concatenate(parts[3]),
+                )
+                self._batches = [self._merged]  # merged once; later adds append to it
+        return self._merged
+
+    def _candidate_positions(self) -> np.ndarray:
+        """(m, 2) positions, first < second, sharing a key in at least one band; unique, sorted.
+
+        In each band, documents with equal keys are sorted together and each is paired with
+        the first of its run: k - 1 pairs for k equal keys, not k(k-1)/2, so a boilerplate
+        page copied 10,000 times costs 9,999 pairs. Union-find then joins them all.
+        """
+        if self._pairs is None:
+            _, keys, _, _ = self._arrays()
+            n = keys.shape[1]
+            codes = []
+            for column in keys:
+                order = np.argsort(column, kind="stable")  # stable: run leader = first added
+                ordered = column[order]
+                new_run = np.ones(n, dtype=bool)
+                new_run[1:] = ordered[1:] != ordered[:-1]
+                leader = order[np.maximum.accumulate(np.where(new_run, np.arange(n), 0))]
+                member = ~new_run
+                codes.append(leader[member] * n + order[member])
+            unique = np.unique(np.concatenate(codes)) if codes else np.zeros(0, np.int64)
+            self._pairs = np.stack([unique // max(n, 1), unique % max(n, 1)], axis=1)
+        return self._pairs
+
+    def candidate_pairs(self) -> np.ndarray:
+        """(m, 2) int64 doc ids (smaller first) of every pair sharing a band key."""
+        ids = self._arrays()[0]
+        return ids[self._candidate_positions()]
+
+    def _estimated_similarity(self, positions: np.ndarray) -> np.ndarray:
+        """Jaccard estimated from band keys: share of equal bands ^ (1 / rows).
+
+        Coarse (bands + 1 possible values) but needs no signatures; exact with verification.
+        """
+        keys = self._arrays()[1]
+        equal = (keys[:, positions[:, 0]] == keys[:, positions[:, 1]]).mean(axis=0)
+        return equal ** (1.0 / self.settings.rows)
+
+    def resolve(
+        self, similarity: Callable[[np.ndarray], np.ndarray] | None = None
+    ) -> NearDuplicateResult:
+        """Clusters of near duplicates and the documents to remove.
+
+        With `similarity` (called with (m, 2) doc ids, returns m Jaccard values, e.g.
+        `text_similarity`), a candidate pair is accepted only at or above the threshold, and
+        the function is called again for (removed, survivor) pairs not yet checked. Without
+        it every candidate pair is accepted, as datatrove and datasketch's LSH do, and
+        similarities are estimated from the band keys.
+        """
+        ids, _, lengths, priority = self._arrays()
+        positions = self._candidate_positions()
+        threshold = self.settings.similarity_threshold
+        if similarity is not None:
+            pair_similarity = np.asarray(similarity(ids[positions]), dtype=np.float64)
+            accepted = pair_similarity >= threshold
+        else:
+            pair_similarity = self._estimated_similarity(positions)
+            accepted = np.ones(len(positions), dtype=bool)
+        edges = positions[accepted]
+
+        nodes, local = np.unique(edges, return_inverse=True)
+        local = local.reshape(-1, 2)
+        label = _components(local, len(nodes))
+        survivor_rank = (
+            (ids[nodes], priority[nodes], label)
+            if self.settings.survivor == "first"
+            else (ids[nodes], priority[nodes], -lengths[nodes].astype(np.int64), label)
+        )
+        order = np.lexsort(survivor_rank)
+        head = np.ones(len(order), dtype=bool)
+        head[1:] = label[order][1:] != label[order][:-1]
+        cluster_labels = label[order][head]
+        survivor_local = order[head][np.searchsorted(cluster_labels, label)]
+        removed_local = np.flatnonzero(survivor_local != np.arange(len(nodes)))
+        sizes, counts = np.unique(
+            np.diff(np.flatnonzero(np.append(head, True))), return_counts=True
+        )
+
+        removed = nodes[removed_local]
+        survivors = nodes[survivor_local[removed_local]]
+        to_survivor = np.stack([np.minimum(removed, survivors), np.maximum(removed, survivors)], 1)
+        if similarity is not None:
+            survivor_similarity = self._known_or_asked(
+                to_survivor, positions, pair_similarity, similarity
+            )
+        else:
+            survivor_similarity = self._estimated_similarity(to_survivor)
+
+        neighbour_local, neighbour_similarity = _best_neighbour(
+            local, pair_similarity[accepted], len(nodes)
+        )
+        return NearDuplicateResult(
+            removed_ids=ids[removed],
+            survivor_ids=ids[survivors],
+            similarity=survivor_similarity,
+            neighbour_ids=ids[nodes[neighbour_local[removed_local]]],
+            neighbour_similarity=neighbour_similarity[removed_local],
+            clusters=int(head.sum()),
+            cluster_sizes={int(s): int(c) for s, c in zip(sizes, counts, strict=True)},
+            pairs_checked=len(positions),
+            pairs_rejected=int((~accepted).sum()),
+            verified=similarity is not None,
+            threshold=threshold,
+        )
+
+    def _known_or_asked(
+        self,
+        pairs: np.ndarray,
+        positions: np.ndarray,
+        known: np.ndarray,
+        similarity: Callable[[np.ndarray], np.ndarray],
+    ) -> np.ndarray:
+        """Similarity of position pairs: reused when already checked, else asked for."""
+        n = max(len(self._arrays()[0]), 1)
+        known_codes = positions[:, 0] * n + positions[:, 1]  # sorted: positions are
+        codes = pairs[:, 0] * n + pairs[:, 1]
+        at = np.minimum(np.searchsorted(known_codes, codes), max(len(known_codes) - 1, 0))
+        result = np.full(len(pairs), np.nan)
+        if len(known_codes):
+            hit = known_codes[at] == codes
+            result[hit] = known[at[hit]]
+        missing = np.isnan(result)
+        if missing.any():
+            ids = self._arrays()[0]
+            result[missing] = np.asarray(similarity(ids[pairs[missing]]), dtype=np.float64)
+        return result
+
+
+def _best_neighbour(
+    edges: np.ndarray, edge_similarity: np.ndarray, n_nodes: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each node, the other end of its most similar edge (ties: the smaller node)."""
+    source = np.concatenate([edges[:, 0], edges[:, 1]])
+    target = np.concatenate([edges[:, 1], edges[:, 0]])
+    weight = np.concatenate([edge_similarity, edge_similarity])
+    order = np.lexsort((target, -weight, source))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = source[order][1:] != source[order][:-1]
+    best = order[first]
+    neighbour = np.full(n_nodes, -1, np.int64)
+    best_similarity = np.full(n_nodes, np.nan)
+    neighbour[source[best]] = target[best]
+    best_similarity[source[best]] = weight[best]
+    return neighbour, best_similarity
+
+
+# --- signatures on disk (mixture scope) ------------------------------------------------------
+
+
+class Signatures(NamedTuple):
+    doc_ids: np.ndarray
+    band_keys: np.ndarray
+    lengths: np.ndarray
+
+
+def save_signatures(
+    path: str | Path,
+    doc_ids: np.ndarray,
+    band_keys: np.ndarray,
+    lengths: np.ndarray,
+    settings: MinHashSettings | None = None,
+) -> None:
+    """Write one dataset's band keys atomically (.npz, uncompressed: keys are random bits).
+
+    With `settings`, their fingerprint is stored, so that `load_signatures` can refuse keys
+    computed with other settings or another polars version.
+    """
+    fingerprint = json.dumps(settings.fingerprint() if settings else None, sort_keys=True)
+    with atomic_path(path) as partial, open(partial, "wb") as handle:
+        np.savez(
+            handle,
+            doc_ids=np.asarray(doc_ids, dtype=np.int64),
+            band_keys=np.asarray(band_keys, dtype=np.uint64),
+            lengths=np.asarray(lengths, dtype=np.int32),
+            fingerprint=np.array(fingerprint),
+        )
+
+
+def load_signatures(path: str | Path, settings: MinHashSettings | None = None) -> Signatures:
+    """Read `save_signatures` output; with `settings`, check they produced it."""
+    with np.load(path, allow_pickle=False) as stored:
+        saved = json.loads(str(stored["fingerprint"]))
+        if settings is not None and saved is not None and saved != settings.fingerprint():
+            changed = sorted(k for k in saved if saved[k] != settings.fingerprint().get(k))
+            raise PretrainMixError(
+                f"{path}: signatures were computed with other settings ({', '.join(changed)}); "
+                "delete the file to recompute them"
+            )
+        return Signatures(stored["doc_ids"], stored["band_keys"], stored["lengths"])
