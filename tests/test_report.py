@@ -63,6 +63,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Workflow, str]:
     workflow = Workflow(tmp_path_factory.mktemp("demo"))
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config["target_samples"] = DEMO_TARGET
+    config["demo"]["documents_per_dataset"] = 400
     config["tokenizer"] = str(build_word_tokenizer(workflow.folder / "tokenizer.json"))
     config["export"]["max_shard_size"] = "60kB"
     workflow.write_config(config)
@@ -222,6 +223,7 @@ def test_inspect_target_prints_kept_and_rejected_documents(demo) -> None:
     for dataset_id in dataset_ids(workflow):
         assert f"=== {dataset_id}: 3 of " in output
     assert "reason: too_short" in output or "reason: excluded_keyword" in output
+    assert "# Mixture summary" not in output  # only a run that rebuilt it prints the summary
 
 
 # --- the library, on small files the tests write --------------------------------------
@@ -405,6 +407,11 @@ def test_merge_fails_when_a_cleaned_file_is_shorter_than_its_stats(tmp_path: Pat
         merge_streams([a, b], [4, 3], seed=1, output_path=output)
     assert not output.exists()
     assert merge_streams([a, b], [5, 3], seed=1, output_path=output) == 8
+    first = output.read_bytes()
+    merge_streams([a, b], [5, 3], seed=1, output_path=output)
+    assert output.read_bytes() == first  # same seed, same bytes
+    merge_streams([a, b], [5, 3], seed=2, output_path=output)
+    assert output.read_bytes() != first
 
 
 def test_export_shard_bound_and_empty_dataset(tmp_path: Path) -> None:
