@@ -1,5 +1,9 @@
 # Count what a dataset's output files hold (documents, characters, words, tokens, reasons).
+import os
 import sys
+
+# tokenizers encodes on a Rayon pool that would otherwise take every core, not the job's threads.
+os.environ["RAYON_NUM_THREADS"] = str(snakemake.threads)
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # the library, also in conda envs
 from pretrain_mix.jobs import run_logged
