@@ -23,11 +23,11 @@ reduction adds four passes; on this machine the kernel costs 0.5 ns per (shingle
 against 3 to 5 ns. The estimator's bias and spread match the theoretical binomial figures
 (benchmarks/README.md), like datasketch's (which wraps its 64-bit products anyway).
 
-Clusters chain: with A~B and B~C accepted, A, B and C form one cluster even if A and C are
-not similar. As datatrove does, every member but the survivor is removed and points at the
-survivor (`duplicate_of`); the result also records each removed document's similarity to
-the survivor and the accepted pair that brought it in (`neighbour_ids`), so a chained
-removal is visible (`NearDuplicateResult.chained`) and explained.
+Clusters chain: with A~B and B~C accepted, union-find puts A, B and C in one cluster even if
+A and C are not similar. With a similarity check (verification), clusters are made
+survivor-centred: a member is removed only if it is similar to the survivor it will name;
+the others are clustered again among themselves (`NearDuplicateIndex.resolve`). Without a
+check, as in datatrove, every member but the survivor is removed.
 """
 
 from __future__ import annotations
@@ -494,21 +494,16 @@ class NearDuplicateResult:
     """What `resolve` decided; arrays are aligned on `removed_ids` (increasing)."""
 
     removed_ids: np.ndarray  # int64
-    survivor_ids: np.ndarray  # int64: the kept document of the removed one's cluster
-    similarity: np.ndarray  # float64: removed vs survivor (exact if verified, else estimated)
-    neighbour_ids: np.ndarray  # int64: the other end of its best accepted pair
-    neighbour_similarity: np.ndarray  # float64: that pair's similarity
-    clusters: int  # clusters of two or more documents
-    cluster_sizes: dict[int, int]  # size -> number of clusters
+    survivor_ids: np.ndarray  # int64: the kept document the removed one duplicates
+    similarity: np.ndarray  # float64: removed vs survivor (checked if verified, else estimated)
+    clusters: int  # survivors with at least one removed document
+    cluster_sizes: dict[int, int]  # size (survivor included) -> number of clusters
     pairs_checked: int  # candidate pairs (sharing a band key)
     pairs_rejected: int  # candidate pairs the similarity function put below the threshold
-    verified: bool  # similarities are exact Jaccard (else estimated from band keys)
+    chain_splits: int  # documents that joined a cluster through a chain but were not
+    #                    similar enough to its survivor, and were clustered again
+    verified: bool  # pairs were checked by a similarity function (else LSH alone decided)
     threshold: float
-
-    @property
-    def chained(self) -> int:
-        """Removed documents less similar to their survivor than the threshold (via a chain)."""
-        return int((self.similarity < self.threshold).sum())
 
     def duplicate_of(self, doc_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For each id: (survivor id or -1 if kept, similarity to it or NaN)."""
@@ -530,7 +525,7 @@ class NearDuplicateResult:
             "cluster_sizes": {str(k): v for k, v in sorted(self.cluster_sizes.items())},
             "pairs_checked": self.pairs_checked,
             "pairs_rejected": self.pairs_rejected,
-            "chained": self.chained,
+            "chain_splits": self.chain_splits,
             "verified": self.verified,
         }
 
@@ -669,18 +664,36 @@ class NearDuplicateIndex:
         equal = (keys[:, positions[:, 0]] == keys[:, positions[:, 1]]).mean(axis=0)
         return equal ** (1.0 / self.settings.rows)
 
+    def _survivor_rank(self, nodes: np.ndarray) -> np.ndarray:
+        """Rank of each node as a survivor, 0 = preferred: (priority, id) for "first";
+        largest length, then (priority, id), for "longest"."""
+        ids, _, lengths, priority = self._arrays()
+        keys = (ids[nodes], priority[nodes])
+        if self.settings.survivor == "longest":
+            keys = (*keys, -lengths[nodes].astype(np.int64))
+        rank = np.empty(len(nodes), np.int64)
+        rank[np.lexsort(keys)] = np.arange(len(nodes))
+        return rank
+
     def resolve(
         self, similarity: Callable[[np.ndarray], np.ndarray] | None = None
     ) -> NearDuplicateResult:
-        """Clusters of near duplicates and the documents to remove.
+        """Clusters of near duplicates, one survivor each, and the documents to remove.
 
-        With `similarity` (called with (m, 2) doc ids, returns m Jaccard values, e.g.
-        `text_similarity`), a candidate pair is accepted only at or above the threshold, and
-        the function is called again for (removed, survivor) pairs not yet checked. Without
-        it every candidate pair is accepted, as datatrove and datasketch's LSH do, and
-        similarities are estimated from the band keys.
+        With `similarity` (called with (m, 2) doc ids, returns m Jaccard values; e.g.
+        `text_similarity` for exact verification), a candidate pair is accepted only at or
+        above the threshold, and clusters are made survivor-centred: union-find joins the
+        accepted pairs, each cluster keeps its best-ranked document, members at or above the
+        threshold with that survivor are removed, and members below it (reached through a
+        chain A~B~C) are clustered again among themselves, until none is left. So every
+        removed document is similar to the kept document it names, and no two kept documents
+        form an accepted pair. The function is also asked for (member, survivor) pairs that
+        were not candidates.
+
+        Without it, every candidate pair is accepted and each union-find cluster keeps one
+        document, as datatrove does; similarities are then estimated from the band keys.
         """
-        ids, _, lengths, priority = self._arrays()
+        ids = self._arrays()[0]
         positions = self._candidate_positions()
         threshold = self.settings.similarity_threshold
         if similarity is not None:
@@ -689,49 +702,55 @@ class NearDuplicateIndex:
         else:
             pair_similarity = self._estimated_similarity(positions)
             accepted = np.ones(len(positions), dtype=bool)
-        edges = positions[accepted]
+        nodes, local = np.unique(positions[accepted], return_inverse=True)
+        edges = local.reshape(-1, 2)
+        rank = self._survivor_rank(nodes)
 
-        nodes, local = np.unique(edges, return_inverse=True)
-        local = local.reshape(-1, 2)
-        label = _components(local, len(nodes))
-        survivor_rank = (
-            (ids[nodes], priority[nodes], label)
-            if self.settings.survivor == "first"
-            else (ids[nodes], priority[nodes], -lengths[nodes].astype(np.int64), label)
-        )
-        order = np.lexsort(survivor_rank)
-        head = np.ones(len(order), dtype=bool)
-        head[1:] = label[order][1:] != label[order][:-1]
-        cluster_labels = label[order][head]
-        survivor_local = order[head][np.searchsorted(cluster_labels, label)]
-        removed_local = np.flatnonzero(survivor_local != np.arange(len(nodes)))
-        sizes, counts = np.unique(
-            np.diff(np.flatnonzero(np.append(head, True))), return_counts=True
-        )
+        def similarity_to(pairs: np.ndarray) -> np.ndarray:
+            if similarity is None:
+                return self._estimated_similarity(pairs)
+            return self._known_or_asked(pairs, positions, pair_similarity, similarity)
 
-        removed = nodes[removed_local]
-        survivors = nodes[survivor_local[removed_local]]
-        to_survivor = np.stack([np.minimum(removed, survivors), np.maximum(removed, survivors)], 1)
-        if similarity is not None:
-            survivor_similarity = self._known_or_asked(
-                to_survivor, positions, pair_similarity, similarity
-            )
-        else:
-            survivor_similarity = self._estimated_similarity(to_survivor)
+        undecided = np.ones(len(nodes), dtype=bool)
+        split = np.zeros(len(nodes), dtype=bool)
+        removed, survivors, removed_similarity = [], [], []
+        while True:
+            live = edges[undecided[edges[:, 0]] & undecided[edges[:, 1]]]
+            if len(live) == 0:
+                break
+            label = _components(live, len(nodes))
+            in_play = np.unique(live)
+            by_cluster = in_play[np.lexsort((rank[in_play], label[in_play]))]
+            first = np.ones(len(by_cluster), dtype=bool)
+            first[1:] = label[by_cluster][1:] != label[by_cluster][:-1]
+            heads = by_cluster[first]
+            members = by_cluster[~first]
+            head_of = heads[np.searchsorted(label[heads], label[members])]
+            pairs = np.stack([nodes[members], nodes[head_of]], axis=1)
+            values = similarity_to(np.sort(pairs, axis=1))
+            close = values >= threshold if similarity is not None else np.ones(len(values), bool)
+            removed.append(members[close])
+            survivors.append(head_of[close])
+            removed_similarity.append(values[close])
+            split[members[~close]] = True
+            undecided[heads] = False
+            undecided[members[close]] = False
 
-        neighbour_local, neighbour_similarity = _best_neighbour(
-            local, pair_similarity[accepted], len(nodes)
-        )
+        removed_local = np.concatenate(removed) if removed else np.zeros(0, np.int64)
+        order = np.argsort(removed_local)  # positions increase with ids
+        removed_local = removed_local[order]
+        survivor_local = np.concatenate(survivors)[order] if removed else removed_local
+        sizes = np.unique(survivor_local, return_counts=True)[1] + 1
+        size_values, size_counts = np.unique(sizes, return_counts=True)
         return NearDuplicateResult(
-            removed_ids=ids[removed],
-            survivor_ids=ids[survivors],
-            similarity=survivor_similarity,
-            neighbour_ids=ids[nodes[neighbour_local[removed_local]]],
-            neighbour_similarity=neighbour_similarity[removed_local],
-            clusters=int(head.sum()),
-            cluster_sizes={int(s): int(c) for s, c in zip(sizes, counts, strict=True)},
+            removed_ids=ids[nodes[removed_local]],
+            survivor_ids=ids[nodes[survivor_local]],
+            similarity=(np.concatenate(removed_similarity)[order] if removed else np.zeros(0)),
+            clusters=len(sizes),
+            cluster_sizes={int(k): int(c) for k, c in zip(size_values, size_counts, strict=True)},
             pairs_checked=len(positions),
             pairs_rejected=int((~accepted).sum()),
+            chain_splits=int(split.sum()),
             verified=similarity is not None,
             threshold=threshold,
         )
@@ -743,13 +762,13 @@ class NearDuplicateIndex:
         known: np.ndarray,
         similarity: Callable[[np.ndarray], np.ndarray],
     ) -> np.ndarray:
-        """Similarity of position pairs: reused when already checked, else asked for."""
+        """Similarity of position pairs (smaller first): reused when checked, else asked for."""
         n = max(len(self._arrays()[0]), 1)
-        known_codes = positions[:, 0] * n + positions[:, 1]  # sorted: positions are
+        known_codes = positions[:, 0] * n + positions[:, 1]  # sorted, as positions are
         codes = pairs[:, 0] * n + pairs[:, 1]
-        at = np.minimum(np.searchsorted(known_codes, codes), max(len(known_codes) - 1, 0))
         result = np.full(len(pairs), np.nan)
         if len(known_codes):
+            at = np.minimum(np.searchsorted(known_codes, codes), len(known_codes) - 1)
             hit = known_codes[at] == codes
             result[hit] = known[at[hit]]
         missing = np.isnan(result)
@@ -757,24 +776,6 @@ class NearDuplicateIndex:
             ids = self._arrays()[0]
             result[missing] = np.asarray(similarity(ids[pairs[missing]]), dtype=np.float64)
         return result
-
-
-def _best_neighbour(
-    edges: np.ndarray, edge_similarity: np.ndarray, n_nodes: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """For each node, the other end of its most similar edge (ties: the smaller node)."""
-    source = np.concatenate([edges[:, 0], edges[:, 1]])
-    target = np.concatenate([edges[:, 1], edges[:, 0]])
-    weight = np.concatenate([edge_similarity, edge_similarity])
-    order = np.lexsort((target, -weight, source))
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = source[order][1:] != source[order][:-1]
-    best = order[first]
-    neighbour = np.full(n_nodes, -1, np.int64)
-    best_similarity = np.full(n_nodes, np.nan)
-    neighbour[source[best]] = target[best]
-    best_similarity[source[best]] = weight[best]
-    return neighbour, best_similarity
 
 
 # --- signatures on disk (mixture scope) ------------------------------------------------------
