@@ -67,7 +67,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Workflow, str]:
     config["tokenizer"] = str(build_word_tokenizer(workflow.folder / "tokenizer.json"))
     config["export"]["max_shard_size"] = "60kB"
     workflow.write_config(config)
-    result = workflow.run("--cores", "2")
+    result = workflow.run("--cores", "2", "all", "merged", "export")  # one run: time
     return workflow, result.stdout + result.stderr
 
 
@@ -145,7 +145,6 @@ def test_changing_the_tokenizer_reruns_only_the_measurements(demo, tmp_path: Pat
 
 def test_merged_file_has_exactly_the_kept_documents_interleaved(demo) -> None:
     workflow, _ = demo
-    workflow.run("--cores", "2", "merged")
     path = workflow.folder / "merged" / "all_cleaned.jsonl.gz"
     assert gzip_members(path) == 1
     with gzip.open(path, "rt", encoding="utf-8") as handle:
@@ -169,7 +168,6 @@ def test_export_loads_each_source_with_datasets_offline(
     demo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     workflow, _ = demo
-    workflow.run("--cores", "2", "export")
     export = workflow.folder / "export"
     summary = json.loads((workflow.folder / "reports" / "summary.json").read_text())
     card = (export / "README.md").read_text()
@@ -192,18 +190,10 @@ def test_export_loads_each_source_with_datasets_offline(
     assert len(list((export / "data" / web["id"]).glob("*.parquet"))) > 1  # size-bounded
 
 
-def test_push_dry_run_lists_files_and_offline_push_fails_on_one_line(
+def test_push_without_network_fails_on_one_line_and_never_logs_the_token(
     demo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     workflow, _ = demo
-    overlay = workflow.folder / "hub.yaml"  # --config cannot give booleans inside a mapping
-    overlay.write_text("hub: {repo_id: me/mix, dry_run: true}\n")
-    configs = ["--configfile", str(workflow.folder / "config.yaml"), str(overlay)]
-    result = workflow.run("--cores", "1", "push", *configs)
-    output = result.stdout + result.stderr
-    assert "hub.dry_run: would upload" in output and "private dataset repo me/mix" in output
-    assert "README.md" in output and "data/demo_code/train-00000-of-" in output
-    assert ".snakemake_timestamp" not in output
     token = "hf_NotARealTokenButSecret"
     monkeypatch.setenv("HF_TOKEN", token)
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens: refused at once
@@ -431,6 +421,21 @@ def test_export_shard_bound_and_empty_dataset(tmp_path: Path) -> None:
     empty = write_gz(tmp_path / "e.jsonl.gz", [])
     (shard,) = export_dataset(empty, tmp_path / "out" / "data" / "e", max_bytes=10_000)
     assert shard.name == "train-00000-of-00001.parquet" and pq.read_metadata(shard).num_rows == 0
+
+
+def test_push_dry_run_lists_the_files_and_uploads_nothing(tmp_path: Path, capsys) -> None:
+    from pretrain_mix.hub import run_push_job
+
+    shard = tmp_path / "export" / "data" / "web" / "train-00000-of-00001.parquet"
+    shard.parent.mkdir(parents=True)
+    shard.write_bytes(b"x" * 1500)
+    (tmp_path / "export" / "README.md").write_text("card")
+    (tmp_path / "export" / ".snakemake_timestamp").touch()
+    done = run_push_job(tmp_path / "export", {"repo_id": "me/mix", "dry_run": True})
+    assert done["files"] == [("README.md", 4), ("data/web/train-00000-of-00001.parquet", 1500)]
+    printed = capsys.readouterr().out
+    assert printed.startswith("hub.dry_run: would upload 2 files (1.5 kB) to the private")
+    assert "data/web/train-00000-of-00001.parquet" in printed and ".snakemake" not in printed
 
 
 def test_push_needs_a_repo_id_and_fails_offline_on_one_line(tmp_path: Path, monkeypatch) -> None:
