@@ -22,10 +22,16 @@ from pretrain_mix.raw_reader import RawInputError
 PROSE = "The garden is quiet in the early morning and the roses need water. "
 
 
-def settings_for(profile: str = "web", **overrides: Any) -> dict[str, Any]:
+# The engine's tests use the original script's rules, whose outcome is easy to see by eye;
+# the quality filters have tests of their own (test_quality.py).
+ORIGINAL_RULES = ["length", "word_count", "exclude_keywords", "junk_patterns", "relevance"]
+
+
+def settings_for(profile: str = "original", **overrides: Any) -> dict[str, Any]:
     config: dict[str, Any] = {
         "datasets": [{"name": "json", "data_files": "x", "weight": 1}],
         "filtering": {"min_length": 30, "exclude_keywords": ["casino"]},
+        "profiles": {"original": {"filters": ORIGINAL_RULES}},
     }
     for section, values in overrides.items():
         config[section] = {**config.get(section, {}), **values}
@@ -162,7 +168,7 @@ def test_code_profile_keeps_indentation_and_skips_prose_filters(tmp_path: Path) 
     raw = raw_file(tmp_path / "raw.jsonl.gz", [code])
     kept, _, _ = clean(tmp_path, raw, settings_for("code"), "code")
     assert [r["text"] for r in kept] == [code.rstrip("\n")]
-    _, rejected, _ = clean(tmp_path, raw, settings_for("web"), "web")
+    _, rejected, _ = clean(tmp_path, raw, settings_for(), "prose")
     assert rejected[0]["metadata"]["filter_reason"] == "excluded_keyword"
 
 

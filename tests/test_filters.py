@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Any
 
 import polars as pl
 import pytest
 
+from pretrain_mix.config import DatasetSpec
 from pretrain_mix.errors import ConfigError
 from pretrain_mix.filters import FILTERS, check_regex, get_filter
+from pretrain_mix.profiles import FILTER_DEFAULTS, clean_settings
 
 
 def reasons(filter_name: str, texts: list[str], **settings: Any) -> list[str | None]:
     """The first failing reason of one filter per text (None = passes)."""
-    checks = FILTERS[filter_name].checks(settings)
-    frame = pl.DataFrame({"text": texts})
-    if not checks:
-        return [None] * len(texts)
-    masks = frame.select(expr.alias(reason) for reason, expr in checks)
-    first = masks.select(pl.coalesce(pl.when(pl.col(r)).then(pl.lit(r)) for r in masks.columns))
-    return first.to_series().to_list()
+    return (
+        FILTERS[filter_name].judge(pl.Series("text", texts, pl.String), settings).reason.to_list()
+    )
 
 
 def test_length_counts_characters_and_bounds_are_inclusive() -> None:
@@ -133,9 +132,11 @@ def test_relevance_is_off_when_min_relevance_is_zero() -> None:
 
 
 def test_every_reason_is_a_snake_case_code() -> None:
+    settings = clean_settings({}, DatasetSpec(id="x", name="json", weight=1))["thresholds"]
+    settings = {**FILTER_DEFAULTS, **settings}
     for f in FILTERS.values():
-        for reason in f.reasons:
-            assert reason.replace("_", "").isalpha() and reason == reason.lower()
+        for reason in f.reasons(settings):
+            assert re.fullmatch(r"[a-z][a-z0-9_]*[a-z0-9]", reason), reason
 
 
 def test_invalid_regex_is_a_one_line_config_error() -> None:
@@ -149,5 +150,7 @@ def test_invalid_regex_is_a_one_line_config_error() -> None:
 
 
 def test_unknown_filter_lists_the_known_ones() -> None:
-    with pytest.raises(ConfigError, match="unknown filter 'gopher'; known filters: length"):
-        get_filter("gopher")
+    with pytest.raises(
+        ConfigError, match="unknown filter 'gopher_quality_typo'; known filters: length"
+    ):
+        get_filter("gopher_quality_typo")

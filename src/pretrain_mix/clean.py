@@ -54,9 +54,10 @@ class CleanReport:
     chars_raw: int = 0
     chars_kept: int = 0
 
-    def document(self, filters: list[str]) -> dict[str, Any]:
+    def document(self, filters: list[str], thresholds: Mapping[str, Any]) -> dict[str, Any]:
         removed_by_filter = {
-            name: sum(self.rejected[r] for r in get_filter(name).reasons) for name in filters
+            name: sum(self.rejected[r] for r in get_filter(name).reasons(thresholds))
+            for name in filters
         }
         return {
             "documents_in": self.documents_in,
@@ -86,10 +87,12 @@ class CleanReport:
         }
 
 
-def pipeline_reasons(filters: list[str], dedup_enabled: bool) -> list[str]:
+def pipeline_reasons(
+    filters: list[str], thresholds: Mapping[str, Any], dedup_enabled: bool
+) -> list[str]:
     reasons = [BAD_RECORD, EMPTY]
     for name in filters:
-        reasons += get_filter(name).reasons
+        reasons += [r for r in get_filter(name).reasons(thresholds) if r not in reasons]
     if dedup_enabled:
         reasons.append(EXACT_DUPLICATE)
     return reasons
@@ -120,28 +123,44 @@ def normalise_text(text: pl.Series, settings: Mapping[str, Any], report: CleanRe
     return text
 
 
-def first_failure(
-    frame: pl.DataFrame, filters: list[str], thresholds: Mapping[str, Any], report: CleanReport
-) -> pl.Series:
+@dataclass
+class FilterPass:
+    """Every filter's verdict merged: reason per row, final text, metadata filters added."""
+
+    reason: pl.Series
+    text: pl.Series
+    metadata: dict[str, pl.Series]
+
+
+def run_filters(
+    text: pl.Series, filters: list[str], thresholds: Mapping[str, Any], report: CleanReport
+) -> FilterPass:
     """The reason of the first failing check per row (null where every check passes).
 
     Each filter sees only the rows every earlier check passed: the first failure is all
-    that is reported, so later filters need not spend time on rejected documents.
+    that is reported, so later filters need not spend time on rejected documents. A filter
+    may rewrite the text of the rows it passes (C4 drops lines); later filters see that.
     """
     reason = pl.select(
-        pl.when(frame["text"].str.len_chars() == 0).then(pl.lit(EMPTY)).alias(REASON)
+        pl.when(text.str.len_chars() == 0).then(pl.lit(EMPTY)).alias(REASON)
     ).to_series()
+    metadata: dict[str, pl.Series] = {}
     for name in filters:
-        checks = get_filter(name).checks(thresholds)
         alive = reason.is_null().arg_true()
-        if not checks or len(alive) == 0:
-            continue
+        if len(alive) == 0:
+            break
         with Timer(report.filter_seconds, name):
-            first = frame[alive].select(
-                pl.coalesce(pl.when(expr).then(pl.lit(r)) for r, expr in checks).alias(REASON)
-            )
-            reason = reason.scatter(alive, first.to_series())
-    return reason
+            verdict = get_filter(name).judge(text.gather(alive), thresholds)
+            reason = reason.scatter(alive, verdict.reason)
+            if verdict.text is not None:
+                passed = alive.filter(verdict.reason.is_null())
+                text = text.scatter(passed, verdict.text.filter(verdict.reason.is_null()))
+            for key, values in verdict.metadata.items():
+                column = metadata.get(key)
+                if column is None:
+                    column = pl.repeat(None, len(text), dtype=values.dtype, eager=True)
+                metadata[key] = column.scatter(alive, values).alias(key)
+    return FilterPass(reason.alias(REASON), text, metadata)
 
 
 def _document_ids(frame: pl.DataFrame) -> pl.Expr:
@@ -152,11 +171,12 @@ def _document_ids(frame: pl.DataFrame) -> pl.Expr:
     return pl.col(LINE)
 
 
-def _with_rejection_metadata(frame: pl.DataFrame) -> pl.DataFrame:
-    """The original record plus metadata.filter_reason and metadata.duplicate_of."""
-    extra = {"filter_reason": pl.col(REASON), "duplicate_of": pl.col(DUPLICATE_OF)}
+def _with_metadata(frame: pl.DataFrame, extra: Mapping[str, pl.Expr]) -> pl.DataFrame:
+    """The record's metadata struct with `extra` fields set (added, or replaced)."""
+    if not extra:
+        return frame
     schema = frame.schema.get("metadata")
-    # Rebuilt field by field, so a record whose metadata was null still gets its reason.
+    # Rebuilt field by field, so a record whose metadata was null still gets the new fields.
     fields = [f.name for f in schema.fields] if isinstance(schema, pl.Struct) else []
     kept_fields = [pl.col("metadata").struct.field(name) for name in fields if name not in extra]
     return frame.with_columns(pl.struct(*kept_fields, **extra).alias("metadata"))
@@ -171,8 +191,10 @@ def clean_batch(
     """(kept records with cleaned text, rejected original records with their reason)."""
     raw_text = records["text"]
     report.chars_raw += int(raw_text.str.len_chars().sum())
-    work = records.with_columns(normalise_text(raw_text, settings["normalise"], report))
-    reason = first_failure(work, settings["filters"], settings["thresholds"], report)
+    text = normalise_text(raw_text, settings["normalise"], report)
+    filtered = run_filters(text, settings["filters"], settings["thresholds"], report)
+    reason = filtered.reason
+    work = records.with_columns(filtered.text.alias("text"))
     duplicate_of = pl.repeat(None, len(work), dtype=pl.Int64, eager=True).alias(DUPLICATE_OF)
     if deduplicator is not None:
         with Timer(report.seconds, "dedup"):
@@ -188,10 +210,12 @@ def clean_batch(
                 .alias(REASON)
             ).to_series()
     output_columns = [c for c in records.columns if c != LINE]
-    kept = work.filter(reason.is_null()).select(output_columns)
-    rejected = _with_rejection_metadata(
-        records.with_columns(reason.alias(REASON), duplicate_of).filter(reason.is_not_null())
-    )
+    added = {key: pl.lit(values) for key, values in filtered.metadata.items()}
+    kept = _with_metadata(work, added).filter(reason.is_null()).select(output_columns)
+    rejected = _with_metadata(
+        records.with_columns(reason.alias(REASON), duplicate_of),
+        {**added, "filter_reason": pl.col(REASON), "duplicate_of": pl.col(DUPLICATE_OF)},
+    ).filter(pl.col(REASON).is_not_null())
     report.kept += len(kept)
     report.chars_kept += int(kept["text"].str.len_chars().sum())
     for row in reason.drop_nulls().value_counts().iter_rows():
@@ -233,7 +257,9 @@ def run_clean_job(
     started = time.perf_counter()
     dedup_settings = settings["exact_dedup"]
     deduplicator = ExactDeduplicator(dedup_settings) if dedup_settings["enabled"] else None
-    report = CleanReport(pipeline_reasons(settings["filters"], deduplicator is not None))
+    report = CleanReport(
+        pipeline_reasons(settings["filters"], settings["thresholds"], deduplicator is not None)
+    )
     skip_bad = settings.get("on_bad_record", "fail") == "skip"
     with ExitStack() as stack:
         kept_partial = stack.enter_context(atomic_path(cleaned_path))
@@ -256,7 +282,10 @@ def run_clean_job(
                 kept_out.write(ndjson_bytes(kept))
                 rejected_out.write(rejected_bytes(rejected, batch.bad))
         report.seconds["total"] = time.perf_counter() - started
-        stats = {"raw_file": str(raw_path), **report.document(settings["filters"])}
+        stats = {
+            "raw_file": str(raw_path),
+            **report.document(settings["filters"], settings["thresholds"]),
+        }
         stats["settings"] = settings
         write_json(stats_path, stats)
     log.info(

@@ -1,7 +1,9 @@
-"""Stage 2 filters: each is a set of polars expressions, True where a document fails.
+"""Stage 2 filters: the original script's rules, and the registry of every filter.
 
 A filter has a name (used in profiles), the keys of the `filtering` section it reads, and
-one short snake_case reason per way of failing. The pipeline, not the filter, counts and
+one short snake_case reason per way of failing. It judges a batch of texts at once: the
+original rules are polars expressions; the Gopher, C4, FineWeb and code rules live in
+`quality`, language identification in `langid`. The pipeline, not the filter, counts and
 writes the rejected documents; the first failing check names the reason.
 """
 
@@ -10,11 +12,12 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
 
+from pretrain_mix import langid, quality
 from pretrain_mix.errors import ConfigError
 
 TEXT = pl.col("text")
@@ -37,12 +40,76 @@ CODE_INDICATORS = [
 Check = tuple[str, pl.Expr]  # (reason, True where the document fails)
 
 
+@dataclass
+class Verdict:
+    """What a filter says about each document of a batch."""
+
+    reason: pl.Series  # the first failing check's reason code; null where the document passes
+    text: pl.Series | None = None  # rewritten text (C4 drops lines), for the documents that pass
+    metadata: dict[str, pl.Series] = field(default_factory=dict)  # e.g. language, language_score
+
+
 @dataclass(frozen=True)
 class Filter:
+    """A named filter: the settings keys it reads, its reason codes, and its judgement.
+
+    `uses` are keys of the resolved `filtering` settings: flat keys of the original script
+    (min_length, ...) or one block named after the filter (gopher_quality: {...}).
+    """
+
     name: str
-    uses: tuple[str, ...]  # keys of the `filtering` section this filter reads
-    reasons: tuple[str, ...]
-    checks: Callable[[Mapping[str, Any]], list[Check]]
+    uses: tuple[str, ...]
+    reason_codes: Callable[[Mapping[str, Any]], tuple[str, ...]]
+    judge: Callable[[pl.Series, Mapping[str, Any]], Verdict]
+
+    def reasons(self, settings: Mapping[str, Any]) -> tuple[str, ...]:
+        return self.reason_codes(settings)
+
+
+def expression_filter(
+    name: str,
+    uses: tuple[str, ...],
+    reasons: tuple[str, ...],
+    checks: Callable[[Mapping[str, Any]], list[Check]],
+) -> Filter:
+    """A filter whose checks are polars expressions over the `text` column."""
+
+    def judge(text: pl.Series, settings: Mapping[str, Any]) -> Verdict:
+        return Verdict(quality.first_reason(pl.DataFrame({"text": text}), checks(settings)))
+
+    return Filter(name, uses, lambda _settings: reasons, judge)
+
+
+def block_filter(
+    name: str,
+    reasons: Callable[[Mapping[str, Any]], tuple[str, ...]] | tuple[str, ...],
+    judge: Callable[[pl.Series, Mapping[str, Any]], pl.Series],
+) -> Filter:
+    """A filter configured by one settings block named after it."""
+
+    def reason_codes(settings: Mapping[str, Any]) -> tuple[str, ...]:
+        return reasons(settings.get(name) or {}) if callable(reasons) else reasons
+
+    return Filter(
+        name,
+        (name,),
+        reason_codes,
+        lambda text, settings: Verdict(judge(text, settings.get(name) or {})),
+    )
+
+
+def c4_quality_judge(text: pl.Series, settings: Mapping[str, Any]) -> Verdict:
+    result = quality.c4_quality(text, settings.get("c4_quality") or {})
+    return Verdict(result.reason, text=result.text)
+
+
+def language_judge(text: pl.Series, settings: Mapping[str, Any]) -> Verdict:
+    block = settings.get("language_id") or {}
+    found = langid.identify(text)
+    reason = langid.language_reason(
+        found, langid.wanted_languages(block), float(block.get("threshold", 0.65))
+    )
+    return Verdict(reason, metadata={"language": found.language, "language_score": found.score})
 
 
 def _is_word_char(char: str) -> bool:
@@ -149,28 +216,48 @@ def relevance_checks(s: Mapping[str, Any]) -> list[Check]:
 FILTERS: dict[str, Filter] = {
     f.name: f
     for f in (
-        Filter("length", ("min_length", "max_length"), ("too_short", "too_long"), length_checks),
-        Filter(
+        expression_filter(
+            "length", ("min_length", "max_length"), ("too_short", "too_long"), length_checks
+        ),
+        expression_filter(
             "word_count",
             ("min_words", "max_words"),
             ("too_few_words", "too_many_words"),
             word_count_checks,
         ),
-        Filter(
+        expression_filter(
             "exclude_keywords", ("exclude_keywords",), ("excluded_keyword",), exclude_keyword_checks
         ),
-        Filter(
+        expression_filter(
             "junk_patterns",
             ("junk_patterns", "junk_max_matches"),
             ("junk_pattern",),
             junk_pattern_checks,
         ),
-        Filter(
+        expression_filter(
             "relevance",
             ("keep_keywords", "min_relevance"),
             ("low_relevance",),
             relevance_checks,
         ),
+        Filter(
+            "language_id",
+            ("language_id",),
+            lambda _settings: ("wrong_language", "low_language_score"),
+            language_judge,
+        ),
+        block_filter("gopher_quality", quality.GOPHER_QUALITY_REASONS, quality.gopher_quality),
+        block_filter(
+            "gopher_repetition", quality.gopher_repetition_reasons, quality.gopher_repetition
+        ),
+        Filter(
+            "c4_quality",
+            ("c4_quality",),
+            lambda _settings: quality.C4_QUALITY_REASONS,
+            c4_quality_judge,
+        ),
+        block_filter("fineweb_quality", quality.FINEWEB_QUALITY_REASONS, quality.fineweb_quality),
+        block_filter("code_quality", quality.CODE_QUALITY_REASONS, quality.code_quality),
     )
 }
 
