@@ -152,9 +152,9 @@ _EN_SHORT = [
 ]
 
 
-def _english_sentence(rng: random.Random, topic: str) -> str:
+def _english_sentence(rng: random.Random, topic: str, template: str) -> str:
     nouns, verbs = _EN_TOPICS[topic]
-    return rng.choice(_EN_TEMPLATES).format(
+    return template.format(
         person=rng.choice(_EN_PEOPLE),
         verb=rng.choice(verbs),
         noun=rng.choice(nouns),
@@ -162,12 +162,19 @@ def _english_sentence(rng: random.Random, topic: str) -> str:
     )
 
 
+def _paragraphs(rng: random.Random, sentences: list[str]) -> list[str]:
+    """The sentences split into 1-4 paragraphs, in order."""
+    cuts = sorted(rng.sample(range(1, len(sentences)), min(rng.randint(0, 3), len(sentences) - 1)))
+    bounds = [0, *cuts, len(sentences)]
+    return [" ".join(sentences[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
 def english_article(rng: random.Random) -> str:
+    # Each template at most once a document: real articles do not repeat their sentences,
+    # and the Gopher repetition filter would (rightly) reject ones that did.
     topic = rng.choice(sorted(_EN_TOPICS))
-    paragraphs = [
-        " ".join(_english_sentence(rng, topic) for _ in range(rng.randint(3, 7)))
-        for _ in range(rng.randint(2, 5))
-    ]
+    templates = rng.sample(_EN_TEMPLATES, rng.randint(5, len(_EN_TEMPLATES)))
+    paragraphs = _paragraphs(rng, [_english_sentence(rng, topic, t) for t in templates])
     if rng.random() < 0.25:
         paragraphs.append(rng.choice(_EN_BOILERPLATE))
     return "\n\n".join(paragraphs)
@@ -216,10 +223,8 @@ _VI_SHORT = ["Xem thêm", "Trang chủ | Liên hệ", "Đang tải...", "ok"]
 
 
 def vietnamese_article(rng: random.Random) -> str:
-    paragraphs = [
-        " ".join(rng.sample(_VI_SENTENCES, rng.randint(3, 6))) for _ in range(rng.randint(1, 4))
-    ]
-    return "\n\n".join(paragraphs)
+    sentences = rng.sample(_VI_SENTENCES, rng.randint(5, 12))
+    return "\n\n".join(_paragraphs(rng, sentences))
 
 
 # --- Python source ------------------------------------------------------------------------
