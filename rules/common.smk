@@ -6,6 +6,7 @@ from snakemake.utils import validate
 
 from pretrain_mix.config import load_mixture, load_yaml
 from pretrain_mix.plan import format_plan_table, make_plan, plan_document
+from pretrain_mix.near_dedup import mixture_settings
 from pretrain_mix.profiles import check_clean_settings, clean_settings
 
 SCHEMA = Path(workflow.basedir) / "config" / "schema.yaml"
@@ -17,6 +18,11 @@ DATASETS = {spec.id: spec for spec in load_mixture(config, load_yaml(SCHEMA))}
 
 validate(config, schema=SCHEMA)
 check_clean_settings(config, list(DATASETS.values()))
+# Near-dedup across datasets (scope: mixture): the near_dedup_mixture rule's params, or None.
+NEAR_DEDUP_MIXTURE = mixture_settings(
+    config,
+    {dataset_id: clean_settings(config, spec) for dataset_id, spec in DATASETS.items()},
+)
 
 
 RAW = config["raw_folder"]
@@ -94,9 +100,34 @@ def get_clean_settings(wildcards):
 
 
 def get_clean_mem_mb(wildcards):
-    """A batch of documents several times over (polars columns, regex copies), plus the index."""
+    """A batch of documents several times over (polars columns, regex copies), plus the index;
+    with near-dedup in the job, its MinHash index too (about 200 bytes a document)."""
     batch = config["cleaning"]["batch_size"]
-    return 1000 + batch // 10 + PLAN[wildcards.dataset].count // 20_000
+    count = PLAN[wildcards.dataset].count
+    near_dedup = get_clean_settings(wildcards)["near_dedup"] is not None
+    return 1000 + batch // 10 + count // 20_000 + (count // 5_000 if near_dedup else 0)
+
+
+def get_mixture_dedup_datasets():
+    """Datasets whose near duplicates are decided across the mixture (rule near_dedup_mixture)."""
+    return NEAR_DEDUP_MIXTURE["datasets"] if NEAR_DEDUP_MIXTURE else []
+
+
+def get_dataset_pattern(mixture_dedup):
+    """Wildcard regex of the datasets that do (or do not) take part in mixture near-dedup."""
+    chosen = set(get_mixture_dedup_datasets())
+    ids = [i for i in DATASETS if (i in chosen) == mixture_dedup]
+    return "|".join(re.escape(dataset_id) for dataset_id in ids) or "(?!)"  # (?!): none
+
+
+def get_mixture_dedup_settings():
+    return NEAR_DEDUP_MIXTURE
+
+
+def get_mixture_dedup_mem_mb(wildcards):
+    """The MinHash index of every dataset (about 200 bytes a document) and a chunk of texts."""
+    count = sum(PLAN[dataset_id].count for dataset_id in get_mixture_dedup_datasets())
+    return 1000 + config["cleaning"]["batch_size"] // 5 + count // 5_000
 
 
 def get_report_outputs():

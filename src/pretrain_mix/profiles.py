@@ -17,6 +17,7 @@ import yaml
 from pretrain_mix.config import DatasetSpec
 from pretrain_mix.errors import ConfigError
 from pretrain_mix.filters import check_regex, get_filter
+from pretrain_mix.near_dedup import near_dedup_settings
 
 DEFAULT_PROFILE = "web"
 
@@ -207,6 +208,7 @@ def clean_settings(config: Mapping[str, Any], spec: DatasetSpec) -> dict[str, An
             "lowercase": bool(dedup.get("lowercase", False)),
             "fold_whitespace": bool(dedup.get("fold_whitespace", False)),
         },
+        "near_dedup": near_dedup_settings(dedup),
         "batch_size": int(cleaning.get("batch_size", 10_000)),
         "on_bad_record": cleaning.get("on_bad_record", "fail"),
     }
