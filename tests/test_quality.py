@@ -350,3 +350,71 @@ def test_vietnamese_settings_come_from_fineweb2() -> None:
     assert thresholds["language_id"]["threshold"] == 0.802
     assert "là" in thresholds["gopher_quality"]["stop_words"]
     assert thresholds["gopher_repetition"]["dup_para_frac"] == 0  # FineWeb-2 switched it off
+
+
+def test_builtin_language_blocks_validate_against_the_schema() -> None:
+    import copy
+
+    from conftest import REPO
+    from snakemake.utils import validate
+    from snakemake_interface_common.exceptions import WorkflowError
+
+    from pretrain_mix.profiles import builtin_languages
+
+    schema = str(REPO / "config" / "schema.yaml")
+    minimal = [{"name": "json", "data_files": "x", "weight": 1}]
+    blocks = copy.deepcopy(builtin_languages())
+    fineweb2 = {"de", "el", "es", "fa", "fr", "hi", "it", "ja", "ko", "pt", "ru", "th", "zh"}
+    assert set(blocks) >= {"en", "vi"} | fineweb2
+    validate({"datasets": minimal, "languages": blocks}, schema)
+    # the schema does look inside the blocks
+    misspelt = {"zh": {"gopher_quality": {"min_doc_word": 50}}}
+    with pytest.raises(WorkflowError):
+        validate({"datasets": minimal, "languages": misspelt}, schema)
+
+
+CHINESE = "\n".join(
+    [
+        "今天早上天气很好，我们一起去公园散步。",
+        "公园里有很多花，红的、黄的、白的都有。",
+        "孩子们在草地上玩游戏，老人们在树下下棋。",
+        "中午我们在湖边的小饭馆吃了午饭，菜的味道不错。",
+        "下午下了一场小雨，空气变得更加清新了。",
+        "傍晚回家的时候，路上的灯都亮了起来。",
+    ]
+)
+
+
+def test_chinese_web_multilingual_has_gopher_word_checks_off() -> None:
+    spec = DatasetSpec(id="d", name="json", weight=1, profile="web_multilingual", language="zh")
+    thresholds = clean_settings({}, spec)["thresholds"]
+    gopher_settings = thresholds["gopher_quality"]
+    for key in (
+        "min_doc_words",
+        "max_doc_words",
+        "min_avg_word_length",
+        "max_avg_word_length",
+        "max_non_alpha_words_ratio",
+    ):
+        assert gopher_settings[key] is None, key
+    assert gopher_settings["min_stop_words"] == 0
+    assert "的" in gopher_settings["stop_words"]  # FineWeb-2's list, kept for reference
+    repetition_settings = thresholds["gopher_repetition"]
+    assert repetition_settings["top_n_grams"] == [] and repetition_settings["dup_n_grams"] == []
+    assert repetition_settings["dup_line_frac"] == 0.287  # line-level: kept
+    assert thresholds["fineweb_quality"]["new_line_ratio"] is None
+    assert thresholds["fineweb_quality"]["line_punct_thr"] == 0.106
+    assert thresholds["language_id"] == {"languages": ["zh"], "threshold": 0.692}
+    # a clean Chinese text passes; with the English defaults it is "too short": its 14 runs
+    # of characters between punctuation marks are 14 words
+    text = pl.Series("text", [CHINESE], pl.String)
+    assert quality.gopher_quality(text, gopher_settings).to_list() == [None]
+    assert quality.gopher_repetition(text, repetition_settings).to_list() == [None]
+    assert quality.fineweb_quality(text, thresholds["fineweb_quality"]).to_list() == [None]
+    assert quality.gopher_repetition_reasons(repetition_settings) == (
+        "dup_para_frac",
+        "dup_para_char_frac",
+        "dup_line_frac",
+        "dup_line_char_frac",
+    )
+    assert gopher([CHINESE]) == ["gopher_short_doc"]
