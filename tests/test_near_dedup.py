@@ -348,6 +348,12 @@ def test_mixture_scope_removes_a_shared_page_from_the_lower_priority_dataset(
         "near_dedup_mixture": {"x"},
         "clean_finish": {"web", "news"},
     }
+    # A filter: stage 2 of the datasets using it, then the mixture step and every final.
+    config["filtering"]["min_length"] = 50
+    workflow.write_config(config)
+    jobs = dry_run_jobs(workflow)
+    assert jobs["sample"] == jobs["clean"] == set() and jobs["near_dedup_mixture"] == {"x"}
+    assert jobs["clean_stage"] == jobs["clean_finish"] == {"web", "news"}
     # Shingles change the signatures: every dataset's stage 2 again, never stage 1.
     config["filtering"]["deduplication"]["ngram"] = 4
     workflow.write_config(config)
