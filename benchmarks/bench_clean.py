@@ -272,6 +272,8 @@ def workflow_settings() -> dict[str, Any]:
 
     config = load_yaml(CONFIG)
     config.setdefault("profiles", {})["original"] = {"filters": ORIGINAL_RULES}
+    # The baseline has exact dedup only; near-dedup is measured by bench_minhash.py.
+    config["filtering"]["deduplication"]["near_duplicates"] = False
     validate(config, str(SCHEMA))  # fills the schema's defaults, as rules/common.smk does
     spec = DatasetSpec(id="bench", name="json", weight=1, profile="original")
     return clean_settings(config, spec)

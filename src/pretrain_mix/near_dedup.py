@@ -175,7 +175,6 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
         yield partial
         shutil.rmtree(final, ignore_errors=True)
         os.replace(partial, final)
-        partial.mkdir()  # so that the cleanup has something to remove
 
 
 # --- batch store ----------------------------------------------------------------------------
@@ -193,8 +192,9 @@ class BatchStore:
     """Judged batches on disk, one Arrow IPC file each (each batch keeps its own schema).
 
     Files: batch-NNNNNN.arrow (the records, their cleaned text and verdicts), bad-NNNNNN.arrow
-    (unusable raw lines), and with `keep_signatures` signatures-NNNNNN.npz (raw lines, ids,
-    lengths and full MinHash signatures of the documents that reached near-dedup).
+    (unusable raw lines) and, for the mixture step, signatures-NNNNNN.npz (raw lines, ids,
+    lengths and full MinHash signatures of the documents that reached near-dedup) and
+    state.json (the batches, the clean job's report and settings, the signature fingerprint).
     """
 
     def __init__(self, folder: str | Path, manifest: list[dict[str, Any]] | None = None):
