@@ -12,11 +12,11 @@ import pytest
 from conftest import REPO, Workflow, read_jsonl_gz, write_jsonl
 from snakemake.utils import validate
 
-from pretrain_mix.clean import run_clean_job
+from pretrain_mix.clean import run_clean_finish_job, run_clean_job, run_clean_stage_job
 from pretrain_mix.config import DatasetSpec
-from pretrain_mix.errors import ConfigError
+from pretrain_mix.errors import ConfigError, PretrainMixError
 from pretrain_mix.minhash import MinHashSettings, exact_jaccard
-from pretrain_mix.near_dedup import mixture_settings
+from pretrain_mix.near_dedup import mixture_settings, run_mixture_job
 from pretrain_mix.profiles import clean_settings
 from pretrain_mix.raw_reader import RawInputError
 
@@ -228,6 +228,48 @@ def test_mixture_settings_give_clean_jobs_only_what_signatures_depend_on() -> No
     assert (settings["bands"], settings["rows"]) == (12, 9)
     dataset_scope = config_for()
     assert mixture_settings(dataset_scope, {"a": clean_settings(dataset_scope, spec)}) is None
+
+
+def test_mixture_jobs_without_verification_remove_the_copy_of_the_lower_priority_dataset(
+    tmp_path: Path,
+) -> None:
+    config = config_for({"scope": "mixture", "verify": False, "priority": ["b"]})
+    settings = clean_settings(config, DatasetSpec(id="d", name="json", weight=1, profile="plain"))
+    shared = words(900)
+    texts = {"a": [words(901), shared, "too short"], "b": [shared, words(902)]}
+    for dataset_id, rows in texts.items():
+        raw = raw_file(tmp_path / f"{dataset_id}.jsonl.gz", rows)
+        run_clean_stage_job(raw, settings, tmp_path / dataset_id / "pre")
+    with pytest.raises(PretrainMixError, match="scope 'mixture' runs as rules clean_stage"):
+        run_clean_job(raw, settings, tmp_path / "c", tmp_path / "r", tmp_path / "s")
+    mixture = mixture_settings(config, {"a": settings, "b": settings})
+    decisions, summary = tmp_path / "decisions.parquet", tmp_path / "mixture.json"
+    stores = [tmp_path / "a" / "pre", tmp_path / "b" / "pre"]
+    stats = run_mixture_job(stores, mixture, decisions, summary)
+    assert stats["removed_for"] == {"a": {"b": 1}, "b": {}} and stats["verified"] is False
+    outputs = {}
+    for dataset_id in texts:
+        out = tmp_path / dataset_id
+        files = [out / "cleaned.jsonl.gz", out / "rejected.jsonl.gz", out / "stats.json"]
+        run_clean_finish_job(out / "pre", decisions, summary, dataset_id, *files)
+        outputs[dataset_id] = [read_jsonl_gz(files[0]), read_jsonl_gz(files[1])]
+        outputs[dataset_id].append(json.loads(files[2].read_text()))
+    kept, rejected, stats = outputs["a"]
+    assert [r["metadata"]["original_index"] for r in kept] == [0]
+    assert [
+        (r["metadata"]["original_index"], r["metadata"]["filter_reason"]) for r in rejected
+    ] == [(10, "near_duplicate"), (20, "too_short")]
+    assert rejected[0]["metadata"] | {"source": None} == {
+        "source": None,
+        "original_index": 10,
+        "filter_reason": "near_duplicate",
+        "duplicate_of": 0,
+        "similarity": 1.0,  # estimated from the bands: all equal
+        "duplicate_of_dataset": "b",
+    }
+    assert stats["documents_in"] == 3 and stats["kept"] + stats["rejected"] == 3
+    assert stats["near_dedup"]["duplicate_of_datasets"] == {"b": 1}
+    assert [len(outputs["b"][0]), len(outputs["b"][1])] == [2, 0]
 
 
 @pytest.mark.parametrize(
