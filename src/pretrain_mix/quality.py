@@ -248,12 +248,14 @@ _DOC_MIX = np.uint64(0xD1342543DE82EF95)
 CHUNK_KEYS = 100_000
 
 
-def _document_keys(tokens: Tokens, keys: np.ndarray, inside: np.ndarray):
-    """(start positions of the n-grams inside a document, their keys made per document)."""
-    start = np.flatnonzero(inside)
+def _document_keys(tokens: Tokens, keys: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """Each position's n-gram key, made per document; an n-gram that runs past its
+    document's end gets a key of its own (a counter), so it is never a repeat."""
     with np.errstate(over="ignore"):
-        doc_keys = keys[start] ^ (tokens.doc[start].astype(np.uint64) * _DOC_MIX)
-    return start, doc_keys
+        doc_keys = keys ^ (tokens.doc.astype(np.uint64) * _DOC_MIX)
+    outside = ~inside
+    doc_keys[outside] = np.arange(np.count_nonzero(outside), dtype=np.uint64)
+    return doc_keys
 
 
 def _chunks(docs: np.ndarray) -> list[tuple[int, int]]:
@@ -269,33 +271,39 @@ def _chunks(docs: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(cuts[:-1], cuts[1:], strict=True))
 
 
-def _first_seen(doc_keys: np.ndarray, docs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _first_seen(
+    doc_keys: np.ndarray, docs: np.ndarray, with_counts: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """(True where a key appears for the first time, occurrences of each first-seen key in
     order of appearance); keys are per document, so chunks along documents are exact."""
     first, counts = [], []
     for begin, end in _chunks(docs):
         part = pl.Series(doc_keys[begin:end])
         first.append(part.is_first_distinct().to_numpy())
-        counts.append(part.unique_counts().to_numpy())
+        if with_counts:
+            counts.append(part.unique_counts().to_numpy())
     if not first:
         return np.zeros(0, bool), np.zeros(0, np.uint32)
-    return np.concatenate(first), np.concatenate(counts)
+    return np.concatenate(first), np.concatenate(counts) if counts else np.zeros(0, np.uint32)
 
 
 def _top_ngram_chars(tokens: Tokens, keys: np.ndarray, inside: np.ndarray, n: int) -> np.ndarray:
     """Per document, len(top n-gram joined with spaces) x its count (Counter.most_common:
     the most frequent, the first seen among equals); 0 for documents shorter than n."""
-    start, doc_keys = _document_keys(tokens, keys, inside)
-    first, counts = _first_seen(doc_keys, tokens.doc[start])
-    positions = start[first]  # increasing, so their documents are in order too
+    first, counts = _first_seen(_document_keys(tokens, keys, inside), tokens.doc)
+    positions = np.flatnonzero(first)  # increasing, so their documents are in order too
+    counts = counts[inside[positions]]
+    positions = positions[inside[positions]]
+    result = np.zeros(tokens.n_docs, dtype=np.int64)
+    if len(positions) == 0:
+        return result
     docs = tokens.doc[positions]
+    new_doc = np.r_[True, docs[1:] != docs[:-1]]
+    best = np.maximum.reduceat(counts, np.flatnonzero(new_doc))[np.cumsum(new_doc) - 1]
+    is_best = counts == best
     chars = _window_sums(tokens.length, n)[positions] + (n - 1)
-    best = np.zeros(tokens.n_docs, dtype=counts.dtype)
-    np.maximum.at(best, docs, counts)
-    is_best = counts == best[docs]
     best_docs, best_chars = docs[is_best], (counts * chars)[is_best]
     first_of_doc = np.flatnonzero(np.r_[True, best_docs[1:] != best_docs[:-1]])
-    result = np.zeros(tokens.n_docs, dtype=np.int64)
     result[best_docs[first_of_doc]] = best_chars[first_of_doc]
     return result
 
@@ -303,12 +311,9 @@ def _top_ngram_chars(tokens: Tokens, keys: np.ndarray, inside: np.ndarray, n: in
 def _covered_repeat_chars(tokens: Tokens, keys: np.ndarray, inside: np.ndarray, n: int):
     """Per document, characters of the tokens covered by n-grams seen before in it: an
     upper bound of datatrove's greedy count, computed for the whole batch at once."""
-    start, doc_keys = _document_keys(tokens, keys, inside)
-    first, _counts = _first_seen(doc_keys, tokens.doc[start])
-    repeat_start = np.zeros(len(tokens.hash), dtype=np.int64)
-    repeat_start[start[~first]] = 1
+    first, _ = _first_seen(_document_keys(tokens, keys, inside), tokens.doc, with_counts=False)
     # token j is covered if a repeated n-gram starts in [j - n + 1, j]
-    cumulative = np.cumsum(repeat_start)
+    cumulative = np.cumsum(~first & inside)
     before = np.concatenate((np.zeros(n, np.int64), cumulative))[: len(cumulative)]
     covered = cumulative - before > 0
     return np.bincount(tokens.doc, weights=covered * tokens.length, minlength=tokens.n_docs)
@@ -331,14 +336,20 @@ def _greedy_repeat_chars(keys: list[int], window_chars: list[int], n: int) -> in
 
 
 def _duplicated_ngram_chars(
-    tokens: Tokens, keys: np.ndarray, inside: np.ndarray, n: int, length: np.ndarray, limit: float
+    tokens: Tokens,
+    keys: np.ndarray,
+    inside: np.ndarray,
+    n: int,
+    length: np.ndarray,
+    limit: float,
+    failed: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per document, (datatrove's duplicated n-gram characters where they matter, an upper
     bound): the covered characters bound the count from above, so only documents over the
-    limit by that bound are counted exactly."""
+    limit by that bound, and not failed by an earlier check, are counted exactly."""
     bound = _covered_repeat_chars(tokens, keys, inside, n)
     chars = bound.copy()
-    candidates = np.flatnonzero(chars > limit * length)
+    candidates = np.flatnonzero((chars > limit * length) & ~failed)
     if len(candidates) == 0:
         return chars, bound
     window = _window_sums(tokens.length, n)
@@ -354,8 +365,11 @@ def _ngram_chars(
     length: np.ndarray,
     top: list[tuple[int, float]],
     repeated: list[tuple[int, float]],
+    failed: np.ndarray,
 ) -> list[tuple[str, np.ndarray, float]]:
-    """(reason, characters per document, limit) for each top and duplicated n-gram check."""
+    """(reason, characters per document, limit) for each top and duplicated n-gram check;
+    `failed` marks documents an earlier check rejects (their exact counts are not needed)."""
+    failed = failed.copy()
     wanted = {n: ("top", f) for n, f in top} | {n: ("dup", f) for n, f in repeated}
     results = []
     keys = tokens.hash
@@ -366,10 +380,13 @@ def _ngram_chars(
             continue
         kind, limit = wanted[n]
         if kind == "top":
-            results.append((f"top_{n}_gram", _top_ngram_chars(tokens, keys, inside, n), limit))
+            chars = _top_ngram_chars(tokens, keys, inside, n)
+            results.append((f"top_{n}_gram", chars, limit))
+            failed |= chars > limit * length
             continue
-        chars, bound = _duplicated_ngram_chars(tokens, keys, inside, n, length, limit)
+        chars, bound = _duplicated_ngram_chars(tokens, keys, inside, n, length, limit, failed)
         results.append((f"duplicated_{n}_n_grams", chars, limit))
+        failed |= chars > limit * length
         later_limits = [f for m, f in repeated if m > n]
         if n == shortest_repeat and later_limits:
             # A repeated longer n-gram is made of repeated n-grams, so `bound` bounds every
@@ -414,7 +431,10 @@ def gopher_repetition(text: pl.Series, s: Mapping[str, Any]) -> pl.Series:
 
     top, repeated = _pairs(s.get("top_n_grams")), _pairs(s.get("dup_n_grams"))
     if top or repeated:
-        ngram_chars = _ngram_chars(Tokens.of(text), length, top, repeated)
+        failed = np.zeros(len(text), dtype=bool)
+        for _reason, fails in checks:
+            failed |= fails
+        ngram_chars = _ngram_chars(Tokens.of(text), length, top, repeated, failed)
         for reason, chars, limit in ngram_chars:
             checks.append((reason, fraction(chars, length) > limit))
     frame = pl.DataFrame({f"c{i}": fails for i, (_, fails) in enumerate(checks)})
@@ -455,66 +475,75 @@ class C4Result:
     text: pl.Series  # the kept lines, for documents that pass
 
 
+def _has_words(column: pl.Expr, n: int) -> pl.Expr:
+    """At least n whitespace-separated words: a regex that stops at the n-th word."""
+    return pl.lit(True) if n <= 0 else column.str.contains(rf"^\s*(?:\S+\s+){{{n - 1}}}\S")
+
+
 def c4_quality(text: pl.Series, s: Mapping[str, Any]) -> C4Result:
     """C4's line rules: drop lines that fail, drop documents with lorem ipsum or a curly
-    bracket in a line that survived, or fewer than `min_num_sentences` sentences left."""
+    bracket in a line that survived, or fewer than `min_num_sentences` sentences left.
+
+    Steps are materialised one after the other: each works only on the lines that passed
+    the previous ones, as datatrove's `continue`s do.
+    """
     lines = (
         pl.DataFrame({"line": text.str.split("\n")})
         .with_row_index("doc")
         .explode("line")
         .with_row_index("position")
+        .with_columns(pl.col("line").fill_null("").str.strip_chars())
     )
-    line = pl.col("line").str.strip_chars()
+    line = pl.col("line")
     max_word = int(s.get("max_word_length", 1000))
+    if max_word != -1:  # only lines longer than the limit can hold such a word
+        too_long = (line.str.len_chars() > max_word) & line.str.contains(rf"\S{{{max_word + 1}}}")
+        lines = lines.filter(~too_long)
+    # words are counted before citations are removed, as datatrove does
+    lines = lines.filter(_has_words(line, int(s.get("min_words_per_line", 3))))
     if s.get("remove_citations", True):
-        cleaned = line.str.replace_all(CITATION, "")
-    else:
-        cleaned = line
-    lower = pl.col("cleaned").str.to_lowercase()
-    passes = pl.lit(True)
-    if max_word != -1:
-        passes = passes & ~line.str.contains(rf"\S{{{max_word + 1}}}")
+        lines = lines.with_columns(line.str.replace_all(CITATION, ""))
     if s.get("filter_no_terminal_punct", True):
-        terminal = pl.col("cleaned").str.contains(r"[.?!\"']$") & ~pl.col("cleaned").str.ends_with(
-            "..."
-        )
-        passes = passes & terminal
-    passes = passes & (line.str.count_matches(r"\S+") >= int(s.get("min_words_per_line", 3)))
-    lorem = passes & lower.str.contains("lorem ipsum", literal=True)
-    if s.get("filter_lorem_ipsum", True) is False:
-        lorem = pl.lit(False)
-    survives = passes & ~lorem
-    if s.get("filter_javascript", True):
-        survives = survives & ~lower.str.contains("javascript", literal=True)
-    curly = survives & pl.col("cleaned").str.contains("{", literal=True)
-    if s.get("filter_curly_bracket", True) is False:
-        curly = pl.lit(False)
-    survives = survives & ~curly
-    if s.get("filter_policy", True):
-        survives = survives & ~lower.str.contains_any(POLICY_PHRASES)
-    sentences = 1 + pl.col("cleaned").str.replace_all(ABBREVIATIONS, "").str.count_matches(
-        SENTENCE_END
+        lines = lines.filter(line.str.contains(r"[.?!\"']$") & ~line.str.ends_with("..."))
+    lower = pl.col("lower")
+    lines = lines.with_columns(lower=line.str.to_lowercase())
+    lorem = (
+        lower.str.contains("lorem ipsum", literal=True)
+        if s.get("filter_lorem_ipsum", True)
+        else pl.lit(False)
     )
-    per_line = lines.with_columns(cleaned=cleaned.fill_null("")).select(
-        "doc",
-        "position",
-        "cleaned",
-        lorem=lorem,
-        curly=curly,
-        keep=survives,
-        sentences=pl.when(survives).then(sentences).otherwise(0),
+    javascript = (
+        lower.str.contains("javascript", literal=True)
+        if s.get("filter_javascript", True)
+        else pl.lit(False)
+    )
+    curly = ~javascript & (
+        line.str.contains("{", literal=True)
+        if s.get("filter_curly_bracket", True)
+        else pl.lit(False)
+    )
+    policy = (
+        lower.str.contains_any(POLICY_PHRASES) if s.get("filter_policy", True) else pl.lit(False)
+    )
+    lines = lines.with_columns(lorem=lorem, curly=~lorem & curly).with_columns(
+        keep=~pl.col("lorem") & ~javascript & ~pl.col("curly") & ~policy
+    )
+    kept = lines.filter("keep").with_columns(
+        sentences=1 + line.str.replace_all(ABBREVIATIONS, "").str.count_matches(SENTENCE_END)
+    )
+    flagged = lines.group_by("doc").agg(
+        first_lorem=pl.col("position").filter("lorem").min(),
+        first_curly=pl.col("position").filter("curly").min(),
+    )
+    kept_per_doc = kept.group_by("doc").agg(
+        sentences=pl.col("sentences").sum(), text=line.str.join("\n")
     )
     per_doc = (
-        per_line.group_by("doc", maintain_order=True)
-        .agg(
-            first_lorem=pl.col("position").filter("lorem").min(),
-            first_curly=pl.col("position").filter("curly").min(),
-            sentences=pl.col("sentences").sum(),
-            text=pl.col("cleaned").filter("keep").str.join("\n"),
-        )
-        .sort("doc")
+        pl.DataFrame({"doc": pl.arange(0, len(text), dtype=pl.UInt32, eager=True)})
+        .join(flagged, on="doc", how="left", maintain_order="left")
+        .join(kept_per_doc, on="doc", how="left", maintain_order="left")
+        .with_columns(pl.col("sentences").fill_null(0), pl.col("text").fill_null(""))
     )
-    min_sentences = int(s.get("min_num_sentences", 5))
     lorem_first = pl.col("first_lorem").is_not_null() & (
         pl.col("first_curly").is_null() | (pl.col("first_lorem") < pl.col("first_curly"))
     )
@@ -522,6 +551,7 @@ def c4_quality(text: pl.Series, s: Mapping[str, Any]) -> C4Result:
         ("lorem_ipsum", lorem_first),
         ("curly_bracket", pl.col("first_curly").is_not_null()),
     ]
+    min_sentences = int(s.get("min_num_sentences", 5))
     if min_sentences != -1:
         checks.append(("too_few_sentences", pl.col("sentences") < min_sentences))
     reason = first_reason(per_doc, checks)
