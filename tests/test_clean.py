@@ -249,9 +249,11 @@ def test_demo_profiles_resolve_only_the_settings_their_filters_use() -> None:
     validate(config, str(REPO / "config" / "schema.yaml"))
     code = clean_settings(config, DatasetSpec(id="c", name="json", weight=1, profile="code"))
     web = clean_settings(config, DatasetSpec(id="w", name="json", weight=1, profile="web"))
-    assert code["thresholds"] == {"min_length": 50, "max_length": 1000000}
+    assert set(code["thresholds"]) == {"min_length", "max_length", "code_quality"}
+    assert code["thresholds"]["min_length"] == 50
+    assert code["thresholds"]["code_quality"]["max_line_length"] == 1000
     assert code["normalise"]["html"] is False and web["normalise"]["html"] is True
-    assert "exclude_keywords" in web["thresholds"]
+    assert "exclude_keywords" in web["thresholds"] and "gopher_quality" in web["thresholds"]
 
 
 def test_dedup_can_fold_case_and_whitespace(tmp_path: Path) -> None:

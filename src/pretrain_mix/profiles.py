@@ -81,11 +81,11 @@ ORIGINAL_FILTERS = ["exclude_keywords", "junk_patterns", "relevance"]
 # Built-in profiles; a config's `profiles:` entry of the same name replaces one whole.
 BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
     # FineWeb's English recipe (language, Gopher repetition and quality, C4 with its
-    # terminal-punctuation line rule off, FineWeb quality), then the original keyword rules.
+    # terminal-punctuation line rule off, FineWeb quality) and the original script's rules.
     "web": {
         "filters": [
+            "language_id",  # first, so every document gets metadata.language
             "length",
-            "language_id",
             "gopher_repetition",
             "gopher_quality",
             "c4_quality",
@@ -98,8 +98,8 @@ BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
     # paragraph and character-level line repetition off, FineWeb's short-line rule off.
     "web_multilingual": {
         "filters": [
-            "length",
             "language_id",
+            "length",
             "gopher_repetition",
             "fineweb_quality",
             "gopher_quality",
