@@ -307,16 +307,26 @@ def calibrate(texts: list[str]) -> None:
         "top_4": [("max", 0.171)],
         **{f"dup_{n}": [("max", limit)] for n, limit in FINEWEB2_VIE["dup_n_grams"]},
     }
-    print("| statistic | FineWeb-2 (pyvi words) | rejects | syllable threshold, same share |")
-    print("|---|---|---|---|")
+    print(
+        "| statistic | FineWeb-2 (pyvi words) | rejects | syllable threshold, same share"
+        " | syllable threshold, most documents decided alike (agreement) |"
+    )
+    print("|---|---|---|---|---|")
     for stat, bounds in limits.items():
         theirs = np.array([s.get(stat, 0.0) for s in words_stats])
         ours = np.array([s.get(stat, 0.0) for s in syllable_stats])
         for side, limit in bounds:
-            share = np.mean(theirs < limit) if side == "min" else np.mean(theirs > limit)
-            quantile = share if side == "min" else 1 - share
+            rejected = theirs < limit if side == "min" else theirs > limit
+            quantile = rejected.mean() if side == "min" else 1 - rejected.mean()
+            candidates = np.unique(np.round(ours, 3))
+            agreement = [
+                np.mean((ours < t if side == "min" else ours > t) == rejected) for t in candidates
+            ]
+            best = int(np.argmax(agreement))
             print(
-                f"| {stat} ({side}) | {limit} | {share:.2%} | {np.quantile(ours, quantile):.3f} |"
+                f"| {stat} ({side}) | {limit} | {rejected.mean():.2%} | "
+                f"{np.quantile(ours, quantile):.3f} | {candidates[best]:.3f}"
+                f" ({agreement[best]:.2%}) |"
             )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import zlib
 from collections import Counter
 from pathlib import Path
@@ -212,7 +213,12 @@ def test_inspect_target_prints_kept_and_rejected_documents(demo) -> None:
     output = result.stdout + result.stderr
     for dataset_id in dataset_ids(workflow):
         assert f"=== {dataset_id}: 3 of " in output
-    assert "reason: too_short" in output or "reason: excluded_keyword" in output
+    reasons = set()
+    for dataset_id in dataset_ids(workflow):
+        stats = json.loads((workflow.folder / "cleaned" / dataset_id / "stats.json").read_text())
+        reasons |= {reason for reason, n in stats["rejected_by_reason"].items() if n}
+    shown = set(re.findall(r"rejected \d+ \| reason: (\w+)", output))
+    assert shown and shown <= reasons  # rejected documents are shown with their real reasons
     assert "# Mixture summary" not in output  # only a run that rebuilt it prints the summary
 
 
