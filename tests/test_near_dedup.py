@@ -8,6 +8,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 from conftest import REPO, Workflow, read_jsonl_gz, write_jsonl
 from snakemake.utils import validate
@@ -187,6 +188,54 @@ def test_outputs_do_not_depend_on_batch_size_and_account_for_every_line(tmp_path
     for name in ("cleaned.jsonl.gz", "rejected.jsonl.gz"):
         small, large = (tmp_path / f"batch_{n}" / name for n in (7, 10_000))
         assert small.read_bytes() == large.read_bytes()
+
+
+def counting_text_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Paths of the stored batches read for their texts (verification reads two columns)."""
+    reads: list[str] = []
+    read_ipc = pl.read_ipc
+
+    def counting(source: Any, *args: Any, **kwargs: Any) -> pl.DataFrame:
+        if kwargs.get("columns") is not None:
+            reads.append(str(source))
+        return read_ipc(source, *args, **kwargs)
+
+    monkeypatch.setattr(pl, "read_ipc", counting)
+    return reads
+
+
+def test_verification_reads_each_stored_batch_at_most_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 40 documents and an edited copy of each, shuffled: candidate pairs join every batch with
+    # many others, and there are more pairs than fit in one batch.
+    base = [words(300 + seed) for seed in range(40)]
+    texts = base + [change_words(text, [5, 150]) for text in base]
+    random.Random(4).shuffle(texts)
+    raw = raw_file(tmp_path / "raw.jsonl.gz", texts)
+    reads = counting_text_reads(monkeypatch)
+    kept, rejected, stats = clean(tmp_path, raw, settings_for(cleaning={"batch_size": 8}))
+    assert (len(kept), stats["near_dedup"]["removed"], stats["near_dedup"]["pairs_checked"]) == (
+        40,
+        40,
+        40,
+    )
+    assert len(reads) <= 10 and len(set(reads)) == len(reads)  # 10 batches of 8
+
+    # Mixture scope: each dataset's batches at most once too.
+    config = config_for({"scope": "mixture"}, cleaning={"batch_size": 8})
+    settings = clean_settings(config, DatasetSpec(id="d", name="json", weight=1, profile="plain"))
+    stores = []
+    for dataset_id, rows in (("a", texts[:40]), ("b", texts[40:])):
+        stores.append(tmp_path / dataset_id / "pre")
+        run_clean_stage_job(
+            raw_file(tmp_path / f"{dataset_id}.jsonl.gz", rows), settings, stores[-1]
+        )
+    mixture = mixture_settings(config, {"a": settings, "b": settings})
+    reads.clear()
+    stats = run_mixture_job(stores, mixture, tmp_path / "d.parquet", tmp_path / "m.json")
+    assert stats["removed"] == 40 and stats["verified"] is True
+    assert 0 < len(reads) <= 10 and len(set(reads)) == len(reads)  # 2 x 5 batches of 8
 
 
 def test_reruns_give_byte_identical_outputs_and_leave_no_temporary_files(tmp_path: Path) -> None:

@@ -485,7 +485,7 @@ def find_near_duplicates(
     all_ids = np.concatenate(ids) if ids else np.zeros(0, np.int64)
     check = None
     if engine.verify:
-        check = StoredTextSimilarity(engine, store.texts, int(settings["batch_size"]))
+        check = StoredTextSimilarity(engine, store.texts)
     with Timer(seconds, "resolve"):
         result = index.resolve(check)
     if check is not None:

@@ -62,6 +62,8 @@ _PAD_WORD = np.uint64(0x9AD0_9AD0_9AD0_9AD0)  # fills documents shorter than n w
 _ODD_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # 2^64 / golden ratio: combines hashes in order
 # (num_perm x shingles) values per chunk of the min-hash kernel: 4 MB of uint32, cache sized.
 _CHUNK_VALUES = 1 << 20
+# Shingles of the pairs compared at once by `ShingleSets.jaccard`: 64 MB of uint64 and order.
+_PAIR_VALUES = 1 << 22
 
 # --- settings --------------------------------------------------------------------------------
 
@@ -382,25 +384,42 @@ def band_keys(sigs: np.ndarray, settings: MinHashSettings) -> np.ndarray:
 # --- similarity ------------------------------------------------------------------------------
 
 
+def _gather_sets(
+    shingles: np.ndarray, offsets: np.ndarray, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(pair number, shingle) of every shingle of documents rows[k], pairs in order."""
+    lengths = offsets[rows + 1] - offsets[rows]
+    pair = np.repeat(np.arange(len(rows)), lengths)
+    within = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return pair, shingles[np.repeat(offsets[rows], lengths) + within]
+
+
+def _distinct(pair: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(group, value) sorted, each value once per group."""
+    order = np.lexsort((values, pair))
+    pair, values = pair[order], values[order]
+    first = np.ones(len(pair), dtype=bool)
+    first[1:] = (pair[1:] != pair[:-1]) | (values[1:] != values[:-1])
+    return pair[first], values[first]
+
+
 def _pair_jaccard(
-    shingles: np.ndarray, offsets: np.ndarray, rows_a: np.ndarray, rows_b: np.ndarray
+    shingles: np.ndarray,
+    offsets: np.ndarray,
+    rows_a: np.ndarray,
+    rows_b: np.ndarray,
+    distinct: bool = False,
 ) -> np.ndarray:
-    """Jaccard of the shingle sets of documents rows_a[k] and rows_b[k], for every k."""
+    """Jaccard of the shingle sets of documents rows_a[k] and rows_b[k], for every k.
+
+    `distinct`: each document's shingles are already distinct (`ShingleSets`).
+    """
     n_pairs = len(rows_a)
-
-    def distinct(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        lengths = offsets[rows + 1] - offsets[rows]
-        pair = np.repeat(np.arange(n_pairs), lengths)
-        within = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        values = shingles[np.repeat(offsets[rows], lengths) + within]
-        order = np.lexsort((values, pair))
-        pair, values = pair[order], values[order]
-        first = np.ones(len(pair), dtype=bool)
-        first[1:] = (pair[1:] != pair[:-1]) | (values[1:] != values[:-1])
-        return pair[first], values[first]
-
-    pair_a, values_a = distinct(rows_a)
-    pair_b, values_b = distinct(rows_b)
+    pair_a, values_a = _gather_sets(shingles, offsets, rows_a)
+    pair_b, values_b = _gather_sets(shingles, offsets, rows_b)
+    if not distinct:
+        pair_a, values_a = _distinct(pair_a, values_a)
+        pair_b, values_b = _distinct(pair_b, values_b)
     pair = np.concatenate([pair_a, pair_b])
     values = np.concatenate([values_a, values_b])
     order = np.lexsort((values, pair))
@@ -413,6 +432,80 @@ def _pair_jaccard(
         - intersection
     )
     return intersection / np.maximum(union, 1)
+
+
+class ShingleSets:
+    """The distinct shingle hashes of documents, kept to compare any pairs of them exactly.
+
+    Memory: 8 bytes a distinct shingle (about one a word, so about 1.3x the folded text) plus
+    16 bytes a document; comparing holds the shingles of at most `_PAIR_VALUES` of pairs at once.
+    """
+
+    def __init__(self, settings: MinHashSettings):
+        self.settings = settings
+        self._ids = np.zeros(0, np.int64)  # sorted
+        self._offsets = np.zeros(1, np.int64)
+        self._shingles = np.zeros(0, np.uint64)
+        self._added: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # merged when read
+
+    def _merge(self) -> None:
+        if not self._added:
+            return
+        parts = [(self._ids, np.diff(self._offsets), self._shingles), *self._added]
+        ids, sizes, values = (np.concatenate(column) for column in zip(*parts, strict=True))
+        order = np.argsort(ids, kind="stable")
+        self._shingles = _gather_sets(values, _offsets(sizes), order)[1]
+        self._ids, self._offsets = ids[order], _offsets(sizes[order])
+        self._added = []
+        if np.any(np.diff(self._ids) == 0):
+            raise ValueError("ShingleSets: a document was added twice")
+
+    def __len__(self) -> int:
+        self._merge()
+        return len(self._ids)
+
+    @property
+    def nbytes(self) -> int:
+        self._merge()
+        return self._ids.nbytes + self._offsets.nbytes + self._shingles.nbytes
+
+    def missing(self, doc_ids: np.ndarray) -> np.ndarray:
+        """The ids (sorted, unique) of `doc_ids` whose sets are not held."""
+        self._merge()
+        return np.setdiff1d(np.asarray(doc_ids, dtype=np.int64), self._ids)
+
+    def add(self, doc_ids: np.ndarray, texts: Sequence[str] | pl.Series) -> None:
+        """Add the sets of these documents (ids not held yet)."""
+        doc_ids = np.asarray(doc_ids, dtype=np.int64)
+        shingles, offsets = _shingle_hashes(_as_series(texts), self.settings)
+        document, shingles = _distinct(
+            np.repeat(np.arange(len(doc_ids)), np.diff(offsets)), shingles
+        )
+        self._added.append((doc_ids, np.bincount(document, minlength=len(doc_ids)), shingles))
+
+    def jaccard(self, pairs: np.ndarray) -> np.ndarray:
+        """Exact Jaccard of each (id, id) pair; every id must be held."""
+        self._merge()
+        pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+        if len(pairs) == 0:
+            return np.zeros(0)
+        rows = np.minimum(np.searchsorted(self._ids, pairs), max(len(self._ids) - 1, 0))
+        if len(self._ids) == 0 or not np.array_equal(self._ids[rows], pairs):
+            raise KeyError("a pair names a document whose shingles are not held")
+        sizes = np.diff(self._offsets)
+        chunk = np.cumsum(sizes[rows[:, 0]] + sizes[rows[:, 1]]) // _PAIR_VALUES
+        edges = np.r_[0, np.flatnonzero(np.diff(chunk)) + 1, len(pairs)]
+        result = np.zeros(len(pairs))
+        for low, high in zip(edges[:-1], edges[1:], strict=True):
+            part = rows[low:high]
+            result[low:high] = _pair_jaccard(
+                self._shingles, self._offsets, part[:, 0], part[:, 1], distinct=True
+            )
+        return result
+
+
+def _offsets(sizes: np.ndarray) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
 
 
 def _as_series(texts: Sequence[str] | pl.Series) -> pl.Series:

@@ -12,7 +12,8 @@ The engine is `pretrain_mix.minhash`; this module feeds it from the clean jobs:
   writes the decisions; `clean_finish` writes each dataset's outputs from its store.
 
 Memory stays bounded by a batch plus the index (8 bytes a band + 16 a document) and 16 bytes
-a document for ids; texts are read back in chunks of candidate pairs.
+a document for ids; verification adds the shingle sets of the candidate documents (8 bytes a
+distinct shingle), read back in one pass over the store.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -36,9 +37,9 @@ from pretrain_mix.minhash import (
     MinHashSettings,
     NearDuplicateIndex,
     NearDuplicateResult,
+    ShingleSets,
     band_keys,
     signatures,
-    text_similarity,
 )
 from pretrain_mix.raw_reader import LINE, BadRecord
 
@@ -133,7 +134,6 @@ def mixture_settings(
         "datasets": taking_part,
         "priority": ranking,
         **asdict(engine),
-        "batch_size": int((config.get("cleaning") or {}).get("batch_size", 10_000)),
     }
 
 
@@ -247,12 +247,11 @@ class BatchStore:
                 bad = [BadRecord(*row) for row in frame.iter_rows()]
             yield StoredBatch(judged, bad)
 
-    def texts(self, lines: np.ndarray) -> pl.Series:
-        """Cleaned texts of the documents on these raw lines (sorted, unique), in that order.
-
-        Reads only the batches that hold them, and of those only two columns.
+    def texts(self, lines: np.ndarray) -> Iterator[tuple[np.ndarray, pl.Series]]:
+        """(raw lines, cleaned texts) of the documents on these raw lines (sorted, unique), one
+        batch at a time: each batch that holds some is read once, and only two of its columns.
         """
-        parts = []
+        found = 0
         for number, entry in enumerate(self.manifest):
             if not entry["rows"]:
                 continue
@@ -266,11 +265,10 @@ class BatchStore:
             at = np.minimum(np.searchsorted(stored, wanted), len(stored) - 1)
             if not np.array_equal(stored[at], wanted):
                 raise PretrainMixError(f"{self.folder}: batch {number} lacks a document asked for")
-            parts.append(frame[CLEAN_TEXT].gather(at))
-        found = pl.concat(parts) if parts else pl.Series(CLEAN_TEXT, [], pl.String)
-        if len(found) != len(lines):
-            raise PretrainMixError(f"{self.folder}: {len(lines) - len(found)} documents not found")
-        return found
+            found += len(wanted)
+            yield wanted, frame[CLEAN_TEXT].gather(at)
+        if found != len(lines):
+            raise PretrainMixError(f"{self.folder}: {len(lines) - found} documents not found")
 
     def save_state(self, state: Mapping[str, Any]) -> None:
         write_json(self.folder / "state.json", {**state, "batches": self.manifest})
@@ -289,31 +287,33 @@ class BatchStore:
 
 
 class StoredTextSimilarity:
-    """Exact Jaccard of candidate pairs, reading their texts back in chunks of pairs.
+    """Exact Jaccard of candidate pairs, from texts read back from the stores.
 
-    `texts_of(ids)` returns the texts of sorted unique ids in order. A chunk of `chunk_pairs`
-    pairs holds at most twice as many texts in memory.
+    `texts_of(ids)` yields (ids, texts) for sorted unique ids, one stored batch at a time. The
+    first call loads the shingle sets of every document in its pairs in one pass, so each
+    stored batch is read at most once (later calls of `resolve` ask about the same documents).
+    Memory: those sets, 8 bytes a distinct shingle of every candidate document (about 1.3x
+    their folded text), plus one stored batch while loading.
     """
 
     def __init__(
         self,
         settings: MinHashSettings,
-        texts_of: Callable[[np.ndarray], pl.Series],
-        chunk_pairs: int,
+        texts_of: Callable[[np.ndarray], Iterable[tuple[np.ndarray, pl.Series]]],
     ):
-        self.settings, self.texts_of, self.chunk = settings, texts_of, max(1, chunk_pairs)
+        self.texts_of = texts_of
+        self.sets = ShingleSets(settings)
         self.pairs = 0
         self.seconds = 0.0
 
     def __call__(self, pairs: np.ndarray) -> np.ndarray:
         started = time.perf_counter()
         pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
-        result = np.zeros(len(pairs))
-        for start in range(0, len(pairs), self.chunk):
-            part = pairs[start : start + self.chunk]
-            needed = np.unique(part)
-            similarity = text_similarity(needed, self.texts_of(needed), self.settings)
-            result[start : start + len(part)] = similarity(part)
+        missing = self.sets.missing(pairs)
+        if len(missing):
+            for ids, texts in self.texts_of(missing):
+                self.sets.add(ids, texts)
+        result = self.sets.jaccard(pairs)
         self.pairs += len(pairs)
         self.seconds += time.perf_counter() - started
         return result
@@ -445,18 +445,14 @@ def run_mixture_job(
     all_ids = np.concatenate(ids) if ids else np.zeros(0, np.int64)
     all_doc_ids = np.concatenate(doc_ids) if doc_ids else np.zeros(0, np.int64)
 
-    def texts_of(wanted: np.ndarray) -> pl.Series:
+    def texts_of(wanted: np.ndarray) -> Iterator[tuple[np.ndarray, pl.Series]]:
         positions = wanted >> np.int64(LINE_BITS)
         lines = wanted & np.int64((1 << LINE_BITS) - 1)
-        return pl.concat(
-            [opened[p].texts(lines[positions == p]) for p in np.unique(positions)], rechunk=True
-        )
+        for p in np.unique(positions):
+            for found, texts in opened[p].texts(lines[positions == p]):
+                yield _global_ids(int(p), found), texts
 
-    check = (
-        StoredTextSimilarity(engine, texts_of, int(settings["batch_size"]))
-        if engine.verify
-        else None
-    )
+    check = StoredTextSimilarity(engine, texts_of) if engine.verify else None
     resolving = time.perf_counter()
     result = index.resolve(check)
     seconds["resolve"] = time.perf_counter() - resolving
