@@ -13,6 +13,7 @@ import pytest
 
 from pretrain_mix.errors import ConfigError, PretrainMixError
 from pretrain_mix.minhash import (
+    RUN_RECHECK_ROUNDS,
     MinHashSettings,
     NearDuplicateIndex,
     NearDuplicateResult,
@@ -299,6 +300,33 @@ def test_a_chain_is_split_so_that_every_removal_is_similar_to_its_survivor():
     assert again.cluster_sizes == {2: 2}
     # LSH alone (datatrove's behaviour): the whole union-find cluster goes.
     assert removed(run([a, b, c], settings, verify=False)) == {1: 0, 2: 0}
+
+
+def test_run_members_that_fail_against_the_leader_are_checked_against_each_other():
+    # One band where all documents share a key (a false positive run led by document 0), and
+    # one where none do: documents 1 and 2 are near duplicates, each unlike the leader.
+    settings = MinHashSettings.from_config({"bands": 2, "rows": 1, "similarity_threshold": 0.8})
+    second = document(42, 100)
+    texts = [document(41, 100), second, change_words(second, [50]), document(43, 100)]
+    keys = np.array([[7, 100 + i] for i in range(4)], dtype=np.uint64)
+    index = NearDuplicateIndex(settings)
+    index.add(np.arange(4), keys, np.full(4, 100))
+    assert index.candidate_pairs().tolist() == [[0, 1], [0, 2], [0, 3]]
+    result = index.resolve(text_similarity(np.arange(4), texts, settings))
+    assert (result.removed_ids.tolist(), result.survivor_ids.tolist()) == ([2], [1])
+    # (1, 2) and (1, 3) after the three with the leader; 3 is left alone and stays.
+    assert (result.pairs_checked, result.pairs_rejected, result.pairs_rechecked) == (5, 4, 2)
+
+    # Bounded: in a run of 40 unrelated documents, each round drops one leader, for at most
+    # RUN_RECHECK_ROUNDS rounds after the first.
+    texts = [document(100 + i, 60) for i in range(40)]
+    keys = np.array([[7, 100 + i] for i in range(40)], dtype=np.uint64)
+    index = NearDuplicateIndex(settings)
+    index.add(np.arange(40), keys, np.full(40, 60))
+    result = index.resolve(text_similarity(np.arange(40), texts, settings))
+    rounds = range(RUN_RECHECK_ROUNDS + 1)
+    assert result.pairs_checked == result.pairs_rejected == sum(39 - r for r in rounds)
+    assert len(result.removed_ids) == 0
 
 
 def reference_jaccard(x: str, y: str, n: int) -> float:

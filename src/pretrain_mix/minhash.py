@@ -54,6 +54,8 @@ WORKFLOW_KEYS = frozenset({"enabled", "scope", "priority"})
 # negative is a duplicate kept for good, so missing pairs weighs more.
 DERIVATION_WEIGHTS = {False: (0.5, 0.5), True: (0.1, 0.9)}
 MAX_NUM_PERM = 1024
+# With verification, how many more leaders a band run's failed members are checked against.
+RUN_RECHECK_ROUNDS = 8
 SIGNATURE_FORMAT = 1
 
 _UINT32_MAX = np.uint32(0xFFFFFFFF)
@@ -591,8 +593,9 @@ class NearDuplicateResult:
     similarity: np.ndarray  # float64: removed vs survivor (checked if verified, else estimated)
     clusters: int  # survivors with at least one removed document
     cluster_sizes: dict[int, int]  # size (survivor included) -> number of clusters
-    pairs_checked: int  # candidate pairs (sharing a band key)
-    pairs_rejected: int  # candidate pairs the similarity function put below the threshold
+    pairs_checked: int  # candidate pairs (sharing a band key), and rechecked pairs
+    pairs_rejected: int  # pairs checked that the similarity function put below the threshold
+    pairs_rechecked: int  # pairs of band-run members that both failed against the run's leader
     chain_splits: int  # documents that joined a cluster through a chain but were not
     #                    similar enough to its survivor, and were clustered again
     verified: bool  # pairs were checked by a similarity function (else LSH alone decided)
@@ -618,6 +621,7 @@ class NearDuplicateResult:
             "cluster_sizes": {str(k): v for k, v in sorted(self.cluster_sizes.items())},
             "pairs_checked": self.pairs_checked,
             "pairs_rejected": self.pairs_rejected,
+            "pairs_rechecked": self.pairs_rechecked,
             "chain_splits": self.chain_splits,
             "verified": self.verified,
         }
@@ -720,28 +724,94 @@ class NearDuplicateIndex:
                 self._batches = [self._merged]  # merged once; later adds append to it
         return self._merged
 
+    @staticmethod
+    def _band_runs(column: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(leader, member) positions of one band: every document whose key an earlier one
+        has, and the first document (the run's leader) with that key."""
+        n = len(column)
+        order = np.argsort(column, kind="stable")  # stable: run leader = first added
+        ordered = column[order]
+        new_run = np.ones(n, dtype=bool)
+        new_run[1:] = ordered[1:] != ordered[:-1]
+        leader = order[np.maximum.accumulate(np.where(new_run, np.arange(n), 0))]
+        member = ~new_run
+        return leader[member], order[member]
+
     def _candidate_positions(self) -> np.ndarray:
         """(m, 2) positions, first < second, sharing a key in at least one band; unique, sorted.
 
         In each band, documents with equal keys are sorted together and each is paired with
         the first of its run: k - 1 pairs for k equal keys, not k(k-1)/2, so a boilerplate
-        page copied 10,000 times costs 9,999 pairs. Union-find then joins them all.
+        page copied 10,000 times costs 9,999 pairs. Without verification union-find then joins
+        them all; with it, members not similar to the leader are paired among themselves
+        (`_recheck_runs`), since they may still be similar to each other.
         """
         if self._pairs is None:
             _, keys, _, _ = self._arrays()
             n = keys.shape[1]
             codes = []
             for column in keys:
-                order = np.argsort(column, kind="stable")  # stable: run leader = first added
-                ordered = column[order]
-                new_run = np.ones(n, dtype=bool)
-                new_run[1:] = ordered[1:] != ordered[:-1]
-                leader = order[np.maximum.accumulate(np.where(new_run, np.arange(n), 0))]
-                member = ~new_run
-                codes.append(leader[member] * n + order[member])
+                leader, member = self._band_runs(column)
+                codes.append(leader * n + member)
             unique = np.unique(np.concatenate(codes)) if codes else np.zeros(0, np.int64)
             self._pairs = np.stack([unique // max(n, 1), unique % max(n, 1)], axis=1)
         return self._pairs
+
+    def _recheck_runs(
+        self,
+        positions: np.ndarray,
+        known: np.ndarray,
+        similarity: Callable[[np.ndarray], np.ndarray],
+    ) -> tuple[np.ndarray, np.ndarray, int]:
+        """Candidate pairs plus pairs among run members that failed against their leader.
+
+        In each band run, the members below the threshold with the leader take the first of
+        them as their next leader and are checked against it; those below again take the next
+        one, for at most RUN_RECHECK_ROUNDS rounds, so a run of k unrelated documents costs at
+        most (RUN_RECHECK_ROUNDS + 1) x k pairs, not k(k-1)/2. Returns all pairs checked
+        (sorted, unique), their similarities and how many were added.
+        """
+        threshold = self.settings.similarity_threshold
+        ids, keys, _, _ = self._arrays()
+        n = max(len(ids), 1)
+        codes = positions[:, 0] * n + positions[:, 1]
+        failed = np.sort(codes[known < threshold])
+        if len(failed) == 0:
+            return positions, known, 0
+        runs, members = [], []  # run label (band, leader) and member of every failed pair
+        for band, column in enumerate(keys):
+            leader, member = self._band_runs(column)
+            pair = leader * n + member
+            at = np.minimum(np.searchsorted(failed, pair), len(failed) - 1)
+            hit = failed[at] == pair
+            runs.append(band * n + leader[hit])
+            members.append(member[hit])
+        run, member = np.concatenate(runs), np.concatenate(members)
+        added = 0
+        for _ in range(RUN_RECHECK_ROUNDS):
+            order = np.lexsort((member, run))
+            run, member = run[order], member[order]
+            first = np.ones(len(run), dtype=bool)
+            first[1:] = run[1:] != run[:-1]
+            leader = member[np.maximum.accumulate(np.where(first, np.arange(len(run)), 0))]
+            run, leader, member = run[~first], leader[~first], member[~first]
+            if len(member) == 0:
+                break
+            pair = leader * n + member
+            asked, inverse = np.unique(pair, return_inverse=True)
+            at = np.minimum(np.searchsorted(codes, asked), len(codes) - 1)
+            values = np.where(codes[at] == asked, known[at], np.nan)
+            new = np.isnan(values)
+            if new.any():
+                new_pairs = np.stack([asked[new] // n, asked[new] % n], axis=1)
+                values[new] = np.asarray(similarity(ids[new_pairs]), dtype=np.float64)
+                merged = np.concatenate([codes, asked[new]])
+                order = np.argsort(merged, kind="stable")
+                codes, known = merged[order], np.concatenate([known, values[new]])[order]
+                added += int(new.sum())
+            below = values[inverse] < threshold
+            run, member = run[below], member[below]
+        return np.stack([codes // n, codes % n], axis=1), known, added
 
     def candidate_pairs(self) -> np.ndarray:
         """(m, 2) int64 doc ids (smaller first) of every pair sharing a band key."""
@@ -780,8 +850,9 @@ class NearDuplicateIndex:
         threshold with that survivor are removed, and members below it (reached through a
         chain A~B~C) are clustered again among themselves, until none is left. So every
         removed document is similar to the kept document it names, and no two kept documents
-        form an accepted pair. The function is also asked for (member, survivor) pairs that
-        were not candidates.
+        form an accepted pair. The function is also asked for pairs of band-run members that
+        both failed against the run's leader (`_recheck_runs`) and for (member, survivor) pairs
+        that were not candidates.
 
         Without it, every candidate pair is accepted and each union-find cluster keeps one
         document, as datatrove does; similarities are then estimated from the band keys.
@@ -789,8 +860,12 @@ class NearDuplicateIndex:
         ids = self._arrays()[0]
         positions = self._candidate_positions()
         threshold = self.settings.similarity_threshold
+        rechecked = 0
         if similarity is not None:
             pair_similarity = np.asarray(similarity(ids[positions]), dtype=np.float64)
+            positions, pair_similarity, rechecked = self._recheck_runs(
+                positions, pair_similarity, similarity
+            )
             accepted = pair_similarity >= threshold
         else:
             pair_similarity = self._estimated_similarity(positions)
@@ -843,6 +918,7 @@ class NearDuplicateIndex:
             cluster_sizes={int(k): int(c) for k, c in zip(size_values, size_counts, strict=True)},
             pairs_checked=len(positions),
             pairs_rejected=int((~accepted).sum()),
+            pairs_rechecked=rechecked,
             chain_splits=int(split.sum()),
             verified=similarity is not None,
             threshold=threshold,
