@@ -297,7 +297,8 @@ def calibrate(texts: list[str]) -> None:
     from datatrove.pipeline.filters.gopher_repetition_filter import find_all_duplicate
 
     words_stats = [_stats(split_into_words(t, "vie_Latn"), t) for t in texts]
-    syllable_stats = [_stats(re.findall(quality.TOKEN, t), t) for t in texts]
+    pattern = quality.TOKEN_PATTERNS["pyvi"]  # as the vi block splits punctuation
+    syllable_stats = [_stats(re.findall(pattern, t), t) for t in texts]
     limits = {
         "mean_word_length": [("min", 3), ("max", 11)],
         "alpha_ratio": [("min", 0.803)],

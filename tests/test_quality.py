@@ -104,6 +104,12 @@ def test_gopher_alphabetic_words_and_stop_words() -> None:
     assert gopher([vietnamese], stop_words=["là", "và"], min_avg_word_length=1) == [None]
 
 
+def test_pyvi_tokens_split_numbers_at_their_punctuation() -> None:
+    dates = words(60) + " 1/2/3" * 4  # spacy: 4 number tokens; pyvi: 4 x (3 digits + 2 "/")
+    assert gopher([dates]) == [None]  # 60 / 64 words have a letter
+    assert gopher([dates], tokens="pyvi") == ["gopher_below_alpha_threshold"]  # 60 / 80
+
+
 def test_zero_or_null_switches_a_gopher_check_off() -> None:
     assert gopher([words(10)], min_doc_words=0, min_stop_words=None) == [None]
 

@@ -26,6 +26,7 @@ DEFAULT_PROFILE = "web"
 FILTER_DEFAULTS: dict[str, dict[str, Any]] = {
     "language_id": {"languages": None, "threshold": 0.65},
     "gopher_quality": {
+        "tokens": "spacy",
         "min_doc_words": 50,
         "max_doc_words": 100_000,
         "min_avg_word_length": 3,
@@ -38,6 +39,7 @@ FILTER_DEFAULTS: dict[str, dict[str, Any]] = {
         "stop_words": ["the", "be", "to", "of", "and", "that", "have", "with"],
     },
     "gopher_repetition": {
+        "tokens": "spacy",
         "dup_line_frac": 0.3,
         "dup_para_frac": 0.3,
         "dup_line_char_frac": 0.2,
@@ -57,6 +59,7 @@ FILTER_DEFAULTS: dict[str, dict[str, Any]] = {
         "filter_policy": True,
     },
     "fineweb_quality": {
+        "tokens": "spacy",
         "line_punct_thr": 0.12,
         "line_punct_exclude_zero": False,
         "stop_chars": None,

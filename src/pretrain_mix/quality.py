@@ -37,6 +37,15 @@ TOKEN = (
     r"|\.{2,}|-{2,}"
     r"|[^\w\s]"
 )
+# pyvi's way (FineWeb-2's Vietnamese tokenizer): every punctuation mark is a token of its
+# own, inside numbers and dates too; only "..." stays whole.
+TOKEN_PATTERNS = {"spacy": TOKEN, "pyvi": r"\.\.\.|\w+|[^\w\s]"}
+
+
+def token_pattern(settings: Mapping[str, Any]) -> str:
+    return TOKEN_PATTERNS[settings.get("tokens") or "spacy"]
+
+
 WORD = r"\w+"
 # Gopher's "symbol words" are tokens made only of punctuation (datatrove's PUNCTUATION set:
 # punctuation, math, currency and modifier symbols, control characters).
@@ -66,10 +75,10 @@ def _ratio(numerator: pl.Expr, denominator: pl.Expr) -> pl.Expr:
     return pl.when(denominator > 0).then(numerator / denominator).otherwise(None)
 
 
-def token_table(text: pl.Series) -> pl.DataFrame:
+def token_table(text: pl.Series, pattern: str = TOKEN) -> pl.DataFrame:
     """One row per token of every document: `doc` (row in the batch) and `token`."""
     return (
-        pl.DataFrame({"token": text.str.extract_all(TOKEN)})
+        pl.DataFrame({"token": text.str.extract_all(pattern)})
         .with_row_index("doc")
         .explode("token")
         .drop_nulls("token")
@@ -102,7 +111,7 @@ def _line_count() -> pl.Expr:
 
 def gopher_quality(text: pl.Series, s: Mapping[str, Any]) -> pl.Series:
     stop_words = s.get("stop_words") or []
-    counts = token_counts(token_table(text), len(text), stop_words)
+    counts = token_counts(token_table(text, token_pattern(s)), len(text), stop_words)
     stats = pl.concat(
         [
             counts,
@@ -208,8 +217,8 @@ class Tokens:
     n_docs: int
 
     @classmethod
-    def of(cls, text: pl.Series) -> Tokens:
-        table = token_table(text)
+    def of(cls, text: pl.Series, pattern: str = TOKEN) -> Tokens:
+        table = token_table(text, pattern)
         return cls(
             doc=table["doc"].to_numpy().astype(np.int64),
             hash=table["token"].hash(seed=11).to_numpy(),
@@ -434,7 +443,7 @@ def gopher_repetition(text: pl.Series, s: Mapping[str, Any]) -> pl.Series:
         failed = np.zeros(len(text), dtype=bool)
         for _reason, fails in checks:
             failed |= fails
-        ngram_chars = _ngram_chars(Tokens.of(text), length, top, repeated, failed)
+        ngram_chars = _ngram_chars(Tokens.of(text, token_pattern(s)), length, top, repeated, failed)
         for reason, chars, limit in ngram_chars:
             checks.append((reason, fraction(chars, length) > limit))
     frame = pl.DataFrame({f"c{i}": fails for i, (_, fails) in enumerate(checks)})
@@ -603,7 +612,7 @@ def fineweb_quality(text: pl.Series, s: Mapping[str, Any]) -> pl.Series:
         .with_columns(
             newlines=T.str.count_matches("\n", literal=True),
             chars_without_newlines=T.str.len_chars() - T.str.count_matches("\n", literal=True),
-            n_tokens=T.str.count_matches(TOKEN),
+            n_tokens=T.str.count_matches(token_pattern(s)),
         )
     )
     n_lines = pl.col("n_lines")
