@@ -14,6 +14,7 @@ import pytest
 from pretrain_mix.errors import ConfigError, PretrainMixError
 from pretrain_mix.minhash import (
     RUN_RECHECK_ROUNDS,
+    WORD_HASH_SEED,
     MinHashSettings,
     NearDuplicateIndex,
     NearDuplicateResult,
@@ -25,6 +26,7 @@ from pretrain_mix.minhash import (
     save_signatures,
     signatures,
     text_similarity,
+    xxh64_strings,
 )
 
 SETTINGS = MinHashSettings.from_config({"similarity_threshold": 0.8})
@@ -142,6 +144,40 @@ def test_results_do_not_depend_on_batch_size():
         [signatures(series[i : i + 7], SETTINGS) for i in range(0, len(texts), 7)]
     )
     assert whole.tobytes() == in_sevens.tobytes()
+
+
+# XXH64 of the UTF-8 bytes at seeds 0 and WORD_HASH_SEED, from the reference implementation
+# (the `xxhash` package): 0, 1-3, 4-7, 8-31 and 32+ bytes take different steps.
+GOLDEN_XXH64 = {
+    "": (17241709254077376921, 16928968354002213309),
+    "a": (15154266338359012955, 8376184987872701663),
+    "hello": (2794345569481354659, 17173227010078189145),
+    "việt": (12406802275091446880, 8419598365948887580),
+    "internationalization": (7113448916972265505, 3228141168628972428),
+    "pneumonoultramicroscopicsilicovolcanoconiosis": (12591036588563321050, 7526164184661030366),
+}
+
+
+def test_words_are_hashed_with_xxh64_of_their_utf8_bytes():
+    words = pl.Series(list(GOLDEN_XXH64))
+    assert xxh64_strings(words, 0).tolist() == [v[0] for v in GOLDEN_XXH64.values()]
+    assert xxh64_strings(words, WORD_HASH_SEED).tolist() == [v[1] for v in GOLDEN_XXH64.values()]
+    assert xxh64_strings(words[2:4], 0).tolist() == [2794345569481354659, 12406802275091446880]
+    xxhash = pytest.importorskip("xxhash")
+    rng = random.Random(5)
+    strings = ["".join(rng.choices("ab é中", k=rng.randint(0, 150))) for _ in range(500)]
+    expected = [xxhash.xxh64_intdigest(x.encode(), WORD_HASH_SEED) for x in strings]
+    assert xxh64_strings(pl.Series(strings), WORD_HASH_SEED).tolist() == expected
+
+
+GOLDEN_SIGNATURE = [624405062, 515376529, 289403631, 1435654066, 268356941, 225121415]
+
+
+def test_signature_values_are_fixed_for_a_fixed_text():
+    # Pins the whole chain (folding, XXH64 words, shingles, hash functions) across machines
+    # and library versions: a change here breaks stored signatures and mixture-scope stores.
+    text = "The quick brown fox jumps over the lazy dog, 42 times! Việt Nam."
+    assert signatures(pl.Series([text]), SETTINGS)[0, :6].tolist() == GOLDEN_SIGNATURE
 
 
 def test_same_seed_same_signature_bytes_in_a_fresh_process_other_seed_other_bytes():

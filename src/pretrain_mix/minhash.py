@@ -3,8 +3,9 @@
 The engine behind `near_duplicate` removal, within a dataset or across the mixture:
 
 1. `dedup_text` folds case, punctuation, digits, whitespace and (optionally) diacritics;
-2. `signatures` hashes every word n-gram ("shingle") and keeps, for each of `num_perm`
-   hash functions, the smallest value: an (n, num_perm) uint32 matrix;
+2. `signatures` hashes every word (XXH64 of its UTF-8 bytes, so that signatures computed on
+   different machines match), combines the hashes of every word n-gram ("shingle") and keeps,
+   for each of `num_perm` hash functions, the smallest value: an (n, num_perm) uint32 matrix;
 3. `band_keys` hashes each band of `rows` signature values into one uint64 key;
 4. `NearDuplicateIndex` keeps only the keys (plus id, length and priority) batch after
    batch, pairs documents that share a key in any band, checks the pairs (exact Jaccard
@@ -59,7 +60,7 @@ RUN_RECHECK_ROUNDS = 8
 SIGNATURE_FORMAT = 1
 
 _UINT32_MAX = np.uint32(0xFFFFFFFF)
-_WORD_SEED = 0x5EED_0F_5709  # word hashes do not depend on `seed`: shingles are the same sets
+WORD_HASH_SEED = 0x5EED_0F_5709  # word hashes do not depend on `seed`: shingles are the same sets
 _PAD_WORD = np.uint64(0x9AD0_9AD0_9AD0_9AD0)  # fills documents shorter than n words
 _ODD_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # 2^64 / golden ratio: combines hashes in order
 # (num_perm x shingles) values per chunk of the min-hash kernel: 4 MB of uint32, cache sized.
@@ -210,7 +211,7 @@ class MinHashSettings:
         """What band keys depend on; stored with saved signatures."""
         return {
             "format": SIGNATURE_FORMAT,
-            "polars": pl.__version__,  # word hashes are stable within a polars version only
+            "word_hash": WORD_HASH,
             "ngram": self.ngram,
             "num_perm": self.num_perm,
             "bands": self.bands,
@@ -268,6 +269,132 @@ def dedup_text(texts: pl.Series, fold_diacritics: bool) -> pl.Series:
     return texts.to_frame("text").select(_dedup_text_expr(pl.col("text"), fold_diacritics))["text"]
 
 
+# XXH64 (github.com/Cyan4973/xxHash, XXH64 spec): the word hash, so that signatures match on
+# every machine and library version (polars' own hash is stable within one build only).
+WORD_HASH = "xxh64"
+_XXH_P1 = 0x9E3779B185EBCA87
+_XXH_P2 = 0xC2B2AE3D27D4EB4F
+_XXH_P3 = 0x165667B19E3779F9
+_XXH_P4 = 0x85EBCA77C2B2AE63
+_XXH_P5 = 0x27D4EB2F165667C5
+_MASK64 = (1 << 64) - 1
+
+
+def _rotl(x: np.ndarray, bits: int) -> np.ndarray:
+    return (x << np.uint64(bits)) | (x >> np.uint64(64 - bits))
+
+
+def _xxh_round(accumulator: np.ndarray, lane: np.ndarray) -> np.ndarray:
+    return _rotl(accumulator + lane * np.uint64(_XXH_P2), 31) * np.uint64(_XXH_P1)
+
+
+def _string_buffer(strings: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(UTF-8 bytes of all strings followed by 8 zero bytes, offsets (n + 1)); nulls as ""."""
+    array = strings.cast(pl.String).fill_null("").rechunk().to_arrow()
+    n = len(array)
+    _, offsets_buffer, data_buffer = array.buffers()
+    offsets = np.frombuffer(offsets_buffer, np.int64)[array.offset : array.offset + n + 1]
+    data = np.zeros(int(offsets[-1] - offsets[0]) + 8, np.uint8)
+    if len(data) > 8:
+        data[:-8] = np.frombuffer(data_buffer, np.uint8)[offsets[0] : offsets[-1]]
+    return data, offsets - offsets[0]
+
+
+def _xxh64(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray, seed: int) -> np.ndarray:
+    """XXH64 of the byte strings data[starts[i] : starts[i] + lengths[i]] (data: 8 bytes of
+    padding at the end), vectorised.
+
+    Strings of 32 bytes or more first run XXH64's 32-byte stripes (a loop over stripes on the
+    shrinking set of strings that long); then strings are sorted by the bytes left (0 to 31),
+    so that each group runs the same fixed steps on contiguous arrays.
+    """
+    n = len(starts)
+    seed &= _MASK64
+    lanes = np.ndarray((len(data) - 7,), dtype="<u8", buffer=data, strides=(1,))  # unaligned
+    hashes = np.full(n, (seed + _XXH_P5) & _MASK64, np.uint64)
+    position = starts.astype(np.int64)
+    long = np.flatnonzero(lengths >= 32)
+    if len(long):
+        v = [
+            np.full(len(long), (seed + start) & _MASK64, np.uint64)
+            for start in (_XXH_P1 + _XXH_P2, _XXH_P2, 0, -_XXH_P1)
+        ]
+        stripes = lengths[long] // 32
+        active = np.arange(len(long))
+        for stripe in range(int(stripes.max())):
+            active = active[stripes[active] > stripe]
+            at = position[long[active]] + 32 * stripe
+            for k in range(4):
+                v[k][active] = _xxh_round(v[k][active], lanes[at + 8 * k])
+        h = _rotl(v[0], 1) + _rotl(v[1], 7) + _rotl(v[2], 12) + _rotl(v[3], 18)
+        for k in range(4):
+            h = (h ^ _xxh_round(np.zeros_like(h), v[k])) * np.uint64(_XXH_P1) + np.uint64(_XXH_P4)
+        hashes[long] = h
+        position[long] += stripes * 32
+    hashes += lengths.astype(np.uint64)
+
+    left = (lengths % 32).astype(np.uint8)
+    order = np.argsort(left, kind="stable")  # radix sort of bytes
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(left, minlength=32))])
+    sorted_hashes, sorted_position = hashes[order], position[order]
+    for remaining in range(32):
+        h = sorted_hashes[bounds[remaining] : bounds[remaining + 1]]
+        if len(h) == 0:
+            continue
+        p = sorted_position[bounds[remaining] : bounds[remaining + 1]]
+        for k in range(remaining // 8):
+            h ^= _xxh_round(np.zeros_like(h), lanes[p + 8 * k])
+            h[:] = _rotl(h, 27) * np.uint64(_XXH_P1) + np.uint64(_XXH_P4)
+        p = p + 8 * (remaining // 8)
+        if remaining % 8 >= 4:
+            h ^= (lanes[p] & np.uint64(0xFFFFFFFF)) * np.uint64(_XXH_P1)
+            h[:] = _rotl(h, 23) * np.uint64(_XXH_P2) + np.uint64(_XXH_P3)
+            p = p + 4
+        for k in range(remaining % 4):
+            h ^= data[p + k].astype(np.uint64) * np.uint64(_XXH_P5)
+            h[:] = _rotl(h, 11) * np.uint64(_XXH_P1)
+    hashes[order] = sorted_hashes
+
+    hashes ^= hashes >> np.uint64(33)
+    hashes *= np.uint64(_XXH_P2)
+    hashes ^= hashes >> np.uint64(29)
+    hashes *= np.uint64(_XXH_P3)
+    hashes ^= hashes >> np.uint64(32)
+    return hashes
+
+
+def xxh64_strings(strings: pl.Series, seed: int = 0) -> np.ndarray:
+    """XXH64 of each string's UTF-8 bytes (uint64; nulls hash as ""), as
+    `xxhash.xxh64_intdigest(s.encode(), seed)` computes it, vectorised."""
+    if len(strings) == 0:
+        return np.zeros(0, np.uint64)
+    data, offsets = _string_buffer(strings)
+    return _xxh64(data, offsets[:-1], np.diff(offsets), seed)
+
+
+def _word_hashes(folded: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """XXH64 of every word of the folded texts (split on " ", as str.split(" ") does), flat,
+    and each text's number of words. Words are found in the texts' byte buffer: a space byte
+    is never part of a multi-byte UTF-8 character."""
+    data, offsets = _string_buffer(folded)
+    spaces = np.flatnonzero(data[:-8] == 32)
+    n_words = len(folded) + len(spaces)
+    # A text's first word starts at its start, the others after a space; words end at a
+    # space or at the text's end.
+    first = np.arange(len(folded)) + np.searchsorted(spaces, offsets[:-1])
+    last = np.append(first[1:], n_words) - 1
+    starts = np.empty(n_words, np.int64)
+    ends = np.empty(n_words, np.int64)
+    after_space = np.ones(n_words, dtype=bool)
+    after_space[first] = False
+    starts[first], starts[after_space] = offsets[:-1], spaces + 1
+    before_space = np.ones(n_words, dtype=bool)
+    before_space[last] = False
+    ends[last], ends[before_space] = offsets[1:], spaces
+    words_per_text = last - first + 1
+    return _xxh64(data, starts, ends - starts, WORD_HASH_SEED), words_per_text
+
+
 def _fmix64(values: np.ndarray) -> np.ndarray:
     """MurmurHash3's finaliser, in place: every output bit depends on every input bit."""
     values ^= values >> np.uint64(33)
@@ -298,9 +425,7 @@ def _shingle_hashes(texts: pl.Series, settings: MinHashSettings) -> tuple[np.nda
     """
     if len(texts) == 0:
         return np.zeros(0, np.uint64), np.zeros(1, np.int64)
-    words = dedup_text(texts, settings.fold_diacritics).str.split(" ")
-    lengths = words.list.len().to_numpy().astype(np.int64)
-    word_hashes = words.explode().hash(seed=_WORD_SEED).to_numpy()
+    word_hashes, lengths = _word_hashes(dedup_text(texts, settings.fold_diacritics))
     n = settings.ngram
     if len(lengths) and lengths.min() < n:
         word_hashes, lengths = _pad_short_documents(word_hashes, lengths, n)
@@ -361,8 +486,8 @@ def _min_hashes(
 def signatures(texts: pl.Series, settings: MinHashSettings) -> np.ndarray:
     """MinHash signatures, (len(texts), num_perm) uint32.
 
-    Deterministic: the same text gives the same row whatever the batch it is in, in every run
-    with the same seed and polars version.
+    Deterministic: the same text gives the same row whatever the batch it is in, on every
+    machine and library version, for the same settings (words are hashed with XXH64).
     """
     shingles, offsets = _shingle_hashes(texts, settings)
     a, b = _hash_functions(settings)

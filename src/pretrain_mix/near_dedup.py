@@ -34,6 +34,7 @@ import polars as pl
 from pretrain_mix.errors import ConfigError, PretrainMixError
 from pretrain_mix.io import atomic_path, write_json
 from pretrain_mix.minhash import (
+    WORD_HASH,
     MinHashSettings,
     NearDuplicateIndex,
     NearDuplicateResult,
@@ -146,7 +147,7 @@ def signature_fingerprint(settings: Mapping[str, Any]) -> dict[str, Any]:
     """What stored signatures depend on; a store made with other values is refused."""
     return {
         "format": STORE_FORMAT,
-        "polars": pl.__version__,  # word hashes are stable within a polars version only
+        "word_hash": WORD_HASH,
         **{key: settings[key] for key in SIGNATURE_KEYS},
     }
 
@@ -424,8 +425,8 @@ def run_mixture_job(
         store, state = BatchStore.open(folder)
         if state.get("fingerprint") != expected:
             raise PretrainMixError(
-                f"{folder}: signatures were computed with other settings or another polars "
-                "version; delete the folder and re-run"
+                f"{folder}: signatures were computed with other settings or another word "
+                "hash; delete the folder and re-run"
             )
         opened.append(store)
         documents[dataset_id] = 0
