@@ -20,8 +20,8 @@ random 32-bit, x the top 32 bits of a strong 64-bit shingle hash); the minimum o
 is taken on the whole 32-bit value, so it is ordered by the high bits as in Dietzfelbinger's
 multiply-add-shift scheme. This is a deliberate choice over (a*x + b) mod (2^31 - 1): numpy
 multiplies 32-bit lanes natively (AVX2) but emulates 64-bit products, and the prime
-reduction adds four passes: the kernel runs 5.7x slower that way. The estimator's bias and
-spread match the binomial theory, like datasketch's, and so does the LSH hit rate
+reduction adds four passes: the kernel runs 4.6x to 5.7x slower that way. The estimator's
+bias and spread match the binomial theory, like datasketch's, and so does the LSH hit rate
 (benchmarks/README.md).
 
 Clusters chain: with A~B and B~C accepted, union-find puts A, B and C in one cluster even if
