@@ -5,13 +5,12 @@ from __future__ import annotations
 import random
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 
-from pretrain_mix.errors import ConfigError, PretrainMixError
+from pretrain_mix.errors import ConfigError
 from pretrain_mix.minhash import (
     RUN_RECHECK_ROUNDS,
     WORD_HASH_SEED,
@@ -21,9 +20,7 @@ from pretrain_mix.minhash import (
     band_keys,
     dedup_text,
     exact_jaccard,
-    load_signatures,
     optimal_bands_rows,
-    save_signatures,
     signatures,
     text_similarity,
     xxh64_strings,
@@ -388,22 +385,6 @@ def test_exact_jaccard_equals_word_ngram_sets_short_documents_included():
     expected = [reference_jaccard(x, y, SETTINGS.ngram) for x, y in pairs]
     assert ours.tolist() == pytest.approx(expected)
     assert ours[2] == 1.0 and ours[3] == 0.0
-
-
-def test_signatures_round_trip_through_a_file_and_refuse_other_settings(tmp_path: Path):
-    texts = pl.Series([document(seed, 60) for seed in range(4)])
-    keys = band_keys(signatures(texts, SETTINGS), SETTINGS)
-    ids = np.array([3, 5, 8, 13])
-    path = tmp_path / "signatures.npz"
-    save_signatures(path, ids, keys, texts.str.len_chars().to_numpy(), SETTINGS)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["signatures.npz"]
-    loaded = load_signatures(path, SETTINGS)
-    assert np.array_equal(loaded.doc_ids, ids) and loaded.doc_ids.dtype == np.int64
-    assert np.array_equal(loaded.band_keys, keys) and loaded.band_keys.dtype == np.uint64
-    assert loaded.lengths.tolist() == texts.str.len_chars().to_list()
-    other = MinHashSettings.from_config({"similarity_threshold": 0.8, "ngram": 3})
-    with pytest.raises(PretrainMixError, match="ngram"):
-        load_signatures(path, other)
 
 
 def test_index_memory_is_eight_bytes_a_band_plus_sixteen_a_document():

@@ -34,18 +34,15 @@ check, as in datatrove, every member but the survivor is removed.
 from __future__ import annotations
 
 import functools
-import json
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import polars as pl
 
-from pretrain_mix.errors import ConfigError, PretrainMixError
-from pretrain_mix.io import atomic_path
+from pretrain_mix.errors import ConfigError
 
 SURVIVORS = ("first", "longest")
 # Keys of the deduplication section that the workflow reads, not the engine.
@@ -57,7 +54,6 @@ DERIVATION_WEIGHTS = {False: (0.5, 0.5), True: (0.1, 0.9)}
 MAX_NUM_PERM = 1024
 # With verification, how many more leaders a band run's failed members are checked against.
 RUN_RECHECK_ROUNDS = 8
-SIGNATURE_FORMAT = 1
 
 _UINT32_MAX = np.uint32(0xFFFFFFFF)
 WORD_HASH_SEED = 0x5EED_0F_5709  # word hashes do not depend on `seed`: shingles are the same sets
@@ -206,19 +202,6 @@ class MinHashSettings:
         for name, value in values.items():
             object.__setattr__(settings, name, value)
         return settings
-
-    def fingerprint(self) -> dict[str, Any]:
-        """What band keys depend on; stored with saved signatures."""
-        return {
-            "format": SIGNATURE_FORMAT,
-            "word_hash": WORD_HASH,
-            "ngram": self.ngram,
-            "num_perm": self.num_perm,
-            "bands": self.bands,
-            "rows": self.rows,
-            "fold_diacritics": self.fold_diacritics,
-            "seed": self.seed,
-        }
 
 
 # --- text to shingles ------------------------------------------------------------------------
@@ -1070,48 +1053,3 @@ class NearDuplicateIndex:
             ids = self._arrays()[0]
             result[missing] = np.asarray(similarity(ids[pairs[missing]]), dtype=np.float64)
         return result
-
-
-# --- signatures on disk (mixture scope) ------------------------------------------------------
-
-
-class Signatures(NamedTuple):
-    doc_ids: np.ndarray
-    band_keys: np.ndarray
-    lengths: np.ndarray
-
-
-def save_signatures(
-    path: str | Path,
-    doc_ids: np.ndarray,
-    band_keys: np.ndarray,
-    lengths: np.ndarray,
-    settings: MinHashSettings | None = None,
-) -> None:
-    """Write one dataset's band keys atomically (.npz, uncompressed: keys are random bits).
-
-    With `settings`, their fingerprint is stored, so that `load_signatures` can refuse keys
-    computed with other settings or another polars version.
-    """
-    fingerprint = json.dumps(settings.fingerprint() if settings else None, sort_keys=True)
-    with atomic_path(path) as partial, open(partial, "wb") as handle:
-        np.savez(
-            handle,
-            doc_ids=np.asarray(doc_ids, dtype=np.int64),
-            band_keys=np.asarray(band_keys, dtype=np.uint64),
-            lengths=np.asarray(lengths, dtype=np.int32),
-            fingerprint=np.array(fingerprint),
-        )
-
-
-def load_signatures(path: str | Path, settings: MinHashSettings | None = None) -> Signatures:
-    """Read `save_signatures` output; with `settings`, check they produced it."""
-    with np.load(path, allow_pickle=False) as stored:
-        saved = json.loads(str(stored["fingerprint"]))
-        if settings is not None and saved is not None and saved != settings.fingerprint():
-            changed = sorted(k for k in saved if saved[k] != settings.fingerprint().get(k))
-            raise PretrainMixError(
-                f"{path}: signatures were computed with other settings ({', '.join(changed)}); "
-                "delete the file to recompute them"
-            )
-        return Signatures(stored["doc_ids"], stored["band_keys"], stored["lengths"])
