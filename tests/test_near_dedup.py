@@ -16,7 +16,7 @@ from snakemake.utils import validate
 from pretrain_mix.clean import run_clean_finish_job, run_clean_job, run_clean_stage_job
 from pretrain_mix.config import DatasetSpec
 from pretrain_mix.errors import ConfigError, PretrainMixError
-from pretrain_mix.minhash import MinHashSettings, exact_jaccard
+from pretrain_mix.minhash import MinHashSettings, band_keys, exact_jaccard, signatures
 from pretrain_mix.near_dedup import mixture_settings, run_mixture_job
 from pretrain_mix.profiles import clean_settings
 from pretrain_mix.raw_reader import RawInputError
@@ -313,12 +313,41 @@ def test_mixture_jobs_without_verification_remove_the_copy_of_the_lower_priority
         "original_index": 10,
         "filter_reason": "near_duplicate",
         "duplicate_of": 0,
-        "similarity": 1.0,  # estimated from the bands: all equal
+        "similarity": 1.0,  # estimated from the signatures: all equal
         "duplicate_of_dataset": "b",
     }
     assert stats["documents_in"] == 3 and stats["kept"] + stats["rejected"] == 3
     assert stats["near_dedup"]["duplicate_of_datasets"] == {"b": 1}
     assert [len(outputs["b"][0]), len(outputs["b"][1])] == [2, 0]
+
+
+def test_without_verification_similarity_is_estimated_from_full_signatures(tmp_path: Path) -> None:
+    base = words(950)
+    edited = change_words(base, [40, 120, 200, 260])
+    engine = MinHashSettings.from_config({"similarity_threshold": 0.8, "verify": False})
+    sigs = signatures(pl.Series([base, edited]), engine)
+    expected = round(float((sigs[0] == sigs[1]).mean()), 4)
+    keys = band_keys(sigs, engine)
+    from_bands = float((keys[0] == keys[1]).mean() ** (1 / engine.rows))
+    assert expected != round(from_bands, 4)  # the coarse estimate this replaces
+
+    raw = raw_file(tmp_path / "raw.jsonl.gz", [base, words(951), edited])
+    _, rejected, stats = clean(tmp_path, raw, settings_for({"verify": False}))
+    assert verdicts(rejected) == [(20, "near_duplicate", 0, expected)]
+    assert stats["near_dedup"]["verified"] is False
+
+    config = config_for({"scope": "mixture", "verify": False, "priority": ["b"]})
+    settings = clean_settings(config, DatasetSpec(id="d", name="json", weight=1, profile="plain"))
+    stores = []
+    for dataset_id, rows in (("a", [edited]), ("b", [words(952), base])):
+        stores.append(tmp_path / dataset_id / "pre")
+        run_clean_stage_job(
+            raw_file(tmp_path / f"{dataset_id}.jsonl.gz", rows), settings, stores[-1]
+        )
+    mixture = mixture_settings(config, {"a": settings, "b": settings})
+    decisions = tmp_path / "decisions.parquet"
+    run_mixture_job(stores, mixture, decisions, tmp_path / "mixture.json")
+    assert pl.read_parquet(decisions).rows() == [("a", 1, 10, "b", expected)]  # raw line 1
 
 
 @pytest.mark.parametrize(

@@ -48,6 +48,7 @@ from pretrain_mix.near_dedup import (
     minhash_from,
     mixture_decisions,
     near_dedup_stats,
+    signature_estimate,
     signature_fingerprint,
     survivors,
     temporary_folder,
@@ -471,7 +472,7 @@ def find_near_duplicates(
     seconds: dict[str, float] = {}
     for batch in judged_batches(raw_path, settings, report):
         with Timer(report.seconds, "store"):
-            store.add(batch.judged, batch.bad)
+            number = store.add(batch.judged, batch.bad)
         if batch.judged is None:
             continue
         with Timer(seconds, "signatures"):
@@ -479,15 +480,23 @@ def find_near_duplicates(
                 survivors(batch.judged, REASON), engine
             )
             index.add(batch_lines, band_keys(sigs, engine), lengths)
+        if not engine.verify:  # read back for the candidates' similarity
+            with Timer(report.seconds, "store"):
+                store.add_signatures(number, batch_lines, batch_ids, lengths, sigs)
         lines.append(batch_lines)
         ids.append(batch_ids)
     all_lines = np.concatenate(lines) if lines else np.zeros(0, np.int64)
     all_ids = np.concatenate(ids) if ids else np.zeros(0, np.int64)
-    check = None
-    if engine.verify:
-        check = StoredTextSimilarity(engine, store.texts)
+    check, estimate = None, None
     with Timer(seconds, "resolve"):
-        result = index.resolve(check)
+        if engine.verify:
+            check = StoredTextSimilarity(engine, store.texts)
+        else:
+            estimate = signature_estimate(
+                ((lines, sigs) for lines, _, _, sigs in store.signature_batches()),
+                np.unique(index.candidate_pairs()),
+            )
+        result = index.resolve(check, estimate)
     if check is not None:
         seconds["verify"] = check.seconds
     report.near_dedup = {

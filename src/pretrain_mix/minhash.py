@@ -676,15 +676,18 @@ def text_similarity(
 def signature_similarity(
     doc_ids: np.ndarray, sigs: np.ndarray
 ) -> Callable[[np.ndarray], np.ndarray]:
-    """A check for `resolve` from full signatures: the estimated Jaccard (equal values share)."""
+    """Jaccard estimated from full signatures (share of equal values), for `resolve`: as its
+    `estimate` (LSH decides, this reports) or as its `similarity` (this decides)."""
     order = np.argsort(doc_ids, kind="stable")
     sorted_ids = np.asarray(doc_ids)[order]
 
     def similarity(pairs: np.ndarray) -> np.ndarray:
         pairs = np.asarray(pairs).reshape(-1, 2)
+        if len(pairs) == 0:
+            return np.zeros(0)
         a = sigs[_positions(sorted_ids, order, pairs[:, 0])]
         b = sigs[_positions(sorted_ids, order, pairs[:, 1])]
-        return (a == b).mean(axis=1) if len(pairs) else np.zeros(0)
+        return (a == b).mean(axis=1)
 
     return similarity
 
@@ -929,7 +932,8 @@ class NearDuplicateIndex:
     def _estimated_similarity(self, positions: np.ndarray) -> np.ndarray:
         """Jaccard estimated from band keys: share of equal bands ^ (1 / rows).
 
-        Coarse (bands + 1 possible values) but needs no signatures; exact with verification.
+        Coarse (bands + 1 possible values, and pairs sharing one band can fall far below the
+        threshold): the fallback when no full signatures are at hand.
         """
         keys = self._arrays()[1]
         equal = (keys[:, positions[:, 0]] == keys[:, positions[:, 1]]).mean(axis=0)
@@ -947,7 +951,9 @@ class NearDuplicateIndex:
         return rank
 
     def resolve(
-        self, similarity: Callable[[np.ndarray], np.ndarray] | None = None
+        self,
+        similarity: Callable[[np.ndarray], np.ndarray] | None = None,
+        estimate: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> NearDuplicateResult:
         """Clusters of near duplicates, one survivor each, and the documents to remove.
 
@@ -963,12 +969,20 @@ class NearDuplicateIndex:
         that were not candidates.
 
         Without it, every candidate pair is accepted and each union-find cluster keeps one
-        document, as datatrove does; similarities are then estimated from the band keys.
+        document, as datatrove does; the similarities reported are then `estimate`'s (called
+        like `similarity`, e.g. `signature_similarity` of the candidates' full signatures), or
+        without it estimated from the band keys.
         """
         ids = self._arrays()[0]
         positions = self._candidate_positions()
         threshold = self.settings.similarity_threshold
         rechecked = 0
+
+        def estimated(pairs: np.ndarray) -> np.ndarray:
+            if estimate is None:
+                return self._estimated_similarity(pairs)
+            return np.asarray(estimate(ids[pairs]), dtype=np.float64)
+
         if similarity is not None:
             pair_similarity = np.asarray(similarity(ids[positions]), dtype=np.float64)
             positions, pair_similarity, rechecked = self._recheck_runs(
@@ -976,7 +990,7 @@ class NearDuplicateIndex:
             )
             accepted = pair_similarity >= threshold
         else:
-            pair_similarity = self._estimated_similarity(positions)
+            pair_similarity = estimated(positions)
             accepted = np.ones(len(positions), dtype=bool)
         nodes, local = np.unique(positions[accepted], return_inverse=True)
         edges = local.reshape(-1, 2)
@@ -984,7 +998,7 @@ class NearDuplicateIndex:
 
         def similarity_to(pairs: np.ndarray) -> np.ndarray:
             if similarity is None:
-                return self._estimated_similarity(pairs)
+                return estimated(pairs)
             return self._known_or_asked(pairs, positions, pair_similarity, similarity)
 
         undecided = np.ones(len(nodes), dtype=bool)

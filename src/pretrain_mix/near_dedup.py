@@ -40,6 +40,7 @@ from pretrain_mix.minhash import (
     NearDuplicateResult,
     ShingleSets,
     band_keys,
+    signature_similarity,
     signatures,
 )
 from pretrain_mix.raw_reader import LINE, BadRecord
@@ -320,6 +321,23 @@ class StoredTextSimilarity:
         return result
 
 
+def signature_estimate(
+    batches: Iterable[tuple[np.ndarray, np.ndarray]], wanted: np.ndarray
+) -> Callable[[np.ndarray], np.ndarray]:
+    """Estimated Jaccard (share of equal min-hashes) of pairs of the documents `wanted` (sorted
+    unique ids), from (ids, full signatures) batches. Without verification it reports the
+    similarity of each removal; memory: 4 x num_perm bytes a wanted document."""
+    kept_ids, kept_sigs = [np.zeros(0, np.int64)], [np.zeros((0, 1), np.uint32)]
+    for ids, sigs in batches:
+        hit = np.isin(ids, wanted, assume_unique=True)
+        kept_ids.append(ids[hit])
+        kept_sigs.append(sigs[hit])
+    all_ids = np.concatenate(kept_ids)
+    if len(all_ids) != len(wanted):
+        raise PretrainMixError(f"{len(wanted) - len(all_ids)} signatures not found in the store")
+    return signature_similarity(all_ids, np.concatenate(kept_sigs[1:] or kept_sigs))
+
+
 # --- signatures of a judged batch ------------------------------------------------------------
 
 
@@ -453,9 +471,20 @@ def run_mixture_job(
             for found, texts in opened[p].texts(lines[positions == p]):
                 yield _global_ids(int(p), found), texts
 
-    check = StoredTextSimilarity(engine, texts_of) if engine.verify else None
+    check, estimate = None, None
     resolving = time.perf_counter()
-    result = index.resolve(check)
+    if engine.verify:
+        check = StoredTextSimilarity(engine, texts_of)
+    else:
+        estimate = signature_estimate(
+            (
+                (_global_ids(position, lines), sigs)
+                for position, store in enumerate(opened)
+                for lines, _, _, sigs in store.signature_batches()
+            ),
+            np.unique(index.candidate_pairs()),
+        )
+    result = index.resolve(check, estimate)
     seconds["resolve"] = time.perf_counter() - resolving
     if check is not None:
         seconds["verify"] = check.seconds
