@@ -98,10 +98,28 @@ def describe_hub_error(exc: BaseException, repo_id: str) -> str | None:
     return None
 
 
+def check_visibility(repo_id: str, actual: bool | None, private: bool) -> None:
+    """Refuse to push when the repo's visibility is not `hub.private`'s: create_repo leaves an
+    existing repo as it is, so a private mixture could otherwise land in a public repo."""
+    if actual is None:
+        raise HubError(
+            f"the Hub did not say whether {repo_id} is private; check its visibility and token"
+            " access, then push again; nothing uploaded"
+        )
+    if actual != private:
+        shown = "private" if actual else "public"
+        raise HubError(
+            f"{repo_id} is {shown} on the Hub but hub.private is {str(private).lower()}: change"
+            f" the repo's visibility on the Hub or set hub.private: {str(actual).lower()};"
+            " nothing uploaded"
+        )
+
+
 def push_folder(
     folder: str | Path, repo_id: str, private: bool, revision: str | None, commit_message: str
 ) -> str:
-    """Create the dataset repo if needed and upload the folder in one commit; returns its URL.
+    """Create the dataset repo if needed, check that its visibility is `private`, and upload
+    the folder in one commit; returns its URL.
 
     Shards of an earlier push that this one does not contain are deleted in the same commit,
     so a config's `data/<id>/*.parquet` never mixes two exports.
@@ -116,6 +134,7 @@ def push_folder(
     api = HfApi()
     try:
         api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+        check_visibility(repo_id, api.repo_info(repo_id, repo_type="dataset").private, private)
         if revision:
             api.create_branch(repo_id, repo_type="dataset", branch=revision, exist_ok=True)
         commit = api.upload_folder(
