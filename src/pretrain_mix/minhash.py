@@ -548,7 +548,7 @@ class ShingleSets:
     """The distinct shingle hashes of documents, kept to compare any pairs of them exactly.
 
     Memory: 8 bytes a distinct shingle (about one a word, so about 1.3x the folded text) plus
-    16 bytes a document; comparing holds the shingles of at most `_PAIR_VALUES` of pairs at once.
+    16 bytes a document; comparing holds at most `_PAIR_VALUES` shingles of pairs at once.
     """
 
     def __init__(self, settings: MinHashSettings):
