@@ -220,10 +220,12 @@ def run_ours(name: str, thresholds: dict[str, Any], texts: list[str]) -> tuple[l
 # ----------------------------------------------------------------------------------- report
 
 
-def compare(language: str, texts: list[str]) -> list[dict[str, Any]]:
+def compare(language: str, texts: list[str], only: list[str] | None) -> list[dict[str, Any]]:
     rows = []
     thresholds = our_thresholds(language)
     for name, step in datatrove_filters(language).items():
+        if only and name not in only:
+            continue
         theirs, their_seconds = run_datatrove(step, texts)
         ours, our_seconds = run_ours(name, thresholds, texts)
         agree = sum((a is None) == (b is None) for a, b in zip(theirs, ours, strict=True))
@@ -356,6 +358,7 @@ def main() -> None:
     parser.add_argument("--en-docs", type=int, default=0, help="0 = every English document")
     parser.add_argument("--vi-docs", type=int, default=3000, help="0 = every Vietnamese one")
     parser.add_argument("--calibrate", action="store_true")
+    parser.add_argument("--filters", nargs="*", help="only these filters (default: all)")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -367,10 +370,11 @@ def main() -> None:
         return
     print(f"polars threads: {pl.thread_pool_size()}; CPU seconds per side (process time)\n")
     print(HEADER)
-    rows = compare("en", load_documents("web_en.jsonl.gz", args.en_docs))
-    rows += compare("vi", load_documents("web_vi.jsonl.gz", args.vi_docs))
+    rows = compare("en", load_documents("web_en.jsonl.gz", args.en_docs), args.filters)
+    rows += compare("vi", load_documents("web_vi.jsonl.gz", args.vi_docs), args.filters)
     for language in ("en", "vi"):
-        print(format_row(all_filters(language, [r for r in rows if r["language"] == language])))
+        if not args.filters:
+            print(format_row(all_filters(language, [r for r in rows if r["language"] == language])))
     print()
     for row in rows:
         agreement = "met" if row["agreement"] >= AGREEMENT_TARGET else "NOT met"
