@@ -424,3 +424,44 @@ def test_chinese_web_multilingual_has_gopher_word_checks_off() -> None:
         "dup_line_char_frac",
     )
     assert gopher([CHINESE]) == ["gopher_short_doc"]
+
+
+def test_language_threshold_and_reasons() -> None:
+    from pretrain_mix.langid import Languages, language_reason
+
+    found = Languages(
+        language=pl.Series(["en", "en", "vi", None]),
+        score=pl.Series([0.65, 0.6499, 0.99, 0.0]),
+    )
+    assert language_reason(found, ["en"], 0.65).to_list() == [
+        None,  # at the threshold: kept (score >= threshold)
+        "low_language_score",
+        "wrong_language",
+        "wrong_language",
+    ]
+    assert language_reason(found, [], 0.65).to_list() == [None] * 4  # no language: label only
+
+
+def test_every_cleaned_and_rejected_record_carries_its_language(tmp_path) -> None:
+    import gzip
+    import json
+
+    from pretrain_mix.clean import run_clean_job
+
+    texts = [VIETNAMESE, "The weather is lovely today and we are going to the park together."]
+    raw = tmp_path / "raw.jsonl.gz"
+    with gzip.open(raw, "wt", encoding="utf-8") as handle:
+        for i, text in enumerate(texts):
+            handle.write(json.dumps({"text": text, "metadata": {"original_index": i}}) + "\n")
+    spec = DatasetSpec(id="d", name="json", weight=1, profile="p", language="vi")
+    config = {"profiles": {"p": {"filters": ["language_id"]}}}
+    out = tmp_path / "out"
+    run_clean_job(
+        raw, clean_settings(config, spec), out / "c.jsonl.gz", out / "r.jsonl.gz", out / "s.json"
+    )
+    kept = [json.loads(line) for line in gzip.open(out / "c.jsonl.gz", "rt")]
+    rejected = [json.loads(line) for line in gzip.open(out / "r.jsonl.gz", "rt")]
+    assert [r["metadata"]["language"] for r in kept] == ["vi"]
+    assert kept[0]["metadata"]["language_score"] > 0.802
+    assert [r["metadata"]["language"] for r in rejected] == ["en"]
+    assert rejected[0]["metadata"]["filter_reason"] == "wrong_language"

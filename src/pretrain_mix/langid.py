@@ -70,7 +70,7 @@ def identify(text: pl.Series) -> Languages:
 def language_reason(found: Languages, wanted: Sequence[str] | None, threshold: float) -> pl.Series:
     """wrong_language where the top language is not a wanted one, low_language_score where
     it is but scores below the threshold; no languages wanted: label only, never reject."""
-    frame = pl.DataFrame([found.language, found.score])
+    frame = pl.DataFrame({"language": found.language, "language_score": found.score})
     if not wanted:
         return pl.repeat(None, len(frame), dtype=pl.String, eager=True)
     return frame.select(
