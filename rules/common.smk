@@ -101,11 +101,13 @@ def get_clean_settings(wildcards):
 
 def get_clean_mem_mb(wildcards):
     """A batch of documents several times over (polars columns, regex copies), plus the index;
-    with near-dedup in the job, its MinHash index too (about 200 bytes a document)."""
+    with near-dedup in the job, its MinHash index (about 200 bytes a document) and the shingle
+    sets of candidate documents for verification (~1 kB a document if a fifth are candidates)."""
     batch = config["cleaning"]["batch_size"]
     count = PLAN[wildcards.dataset].count
     near_dedup = get_clean_settings(wildcards)["near_dedup"] is not None
-    return 1000 + batch // 10 + count // 20_000 + (count // 5_000 if near_dedup else 0)
+    near_dedup_mb = count // 5_000 + count // 1_000 if near_dedup else 0
+    return 1000 + batch // 10 + count // 20_000 + near_dedup_mb
 
 
 def get_mixture_dedup_datasets():
@@ -125,9 +127,10 @@ def get_mixture_dedup_settings():
 
 
 def get_mixture_dedup_mem_mb(wildcards):
-    """The MinHash index of every dataset (about 200 bytes a document) and a chunk of texts."""
+    """The MinHash index of every dataset (about 200 bytes a document) and, for verification,
+    the shingle sets of candidate documents (~1 kB a document if a fifth are candidates)."""
     count = sum(PLAN[dataset_id].count for dataset_id in get_mixture_dedup_datasets())
-    return 1000 + config["cleaning"]["batch_size"] // 5 + count // 5_000
+    return 1000 + count // 5_000 + count // 1_000
 
 
 def get_report_outputs():
