@@ -102,7 +102,8 @@ def get_clean_settings(wildcards):
 def get_clean_mem_mb(wildcards):
     """A batch of documents several times over (polars columns, regex copies), plus the index;
     with near-dedup in the job, its MinHash index (about 200 bytes a document) and the shingle
-    sets of candidate documents for verification (~1 kB a document if a fifth are candidates)."""
+    sets of candidate documents for verification (~1 kB a document if a fifth are candidates).
+    """
     batch = config["cleaning"]["batch_size"]
     count = PLAN[wildcards.dataset].count
     near_dedup = get_clean_settings(wildcards)["near_dedup"] is not None
@@ -128,7 +129,8 @@ def get_mixture_dedup_settings():
 
 def get_mixture_dedup_mem_mb(wildcards):
     """The MinHash index of every dataset (about 200 bytes a document) and, for verification,
-    the shingle sets of candidate documents (~1 kB a document if a fifth are candidates)."""
+    the shingle sets of candidate documents (~1 kB a document if a fifth are candidates).
+    """
     count = sum(PLAN[dataset_id].count for dataset_id in get_mixture_dedup_datasets())
     return 1000 + count // 5_000 + count // 1_000
 
