@@ -4,16 +4,17 @@ Each rule takes the batch's texts and its settings and returns, per document, th
 of the first check that fails (null where all pass), named as datatrove names it. Settings
 use datatrove's parameter names and defaults; 0 or null switches a check off, as there.
 
-Words. datatrove splits English with spaCy's tokenizer: punctuation marks become tokens of
-their own. Here a word is a run of letters, digits and marks (regex \\w+) and every other
-non-space character is a token of its own: the same counts for ordinary prose, computed by
-regex passes in Rust instead of a tokenizer call per document. For Vietnamese this makes a
-word a syllable (FineWeb-2 groups syllables with the pyvi segmenter); the Vietnamese
-thresholds in `languages.py` are set for syllables.
+Words. datatrove splits English with spaCy's tokenizer. Here a token is a regex match
+(TOKEN: URLs, numbers, abbreviations and clitics whole, runs of letters/digits/marks, every
+other non-space character on its own), which gives the same counts for ordinary prose;
+`tokens: pyvi` splits every punctuation mark, as FineWeb-2's Vietnamese tokenizer does. In
+Vietnamese a word is then a syllable (pyvi groups syllables into words); the `vi` thresholds
+in data/languages.yaml are set for syllables.
 
-Per-document Python never runs here: counts are regex passes over the whole batch, and the
-rules that need "have I seen this line / n-gram before in this document" explode the batch
-into one row per line or token and use hashed keys with polars and numpy.
+Counts are regex passes over the whole batch; the rules that ask "have I seen this line /
+n-gram before in this document" explode the batch into one row per line or token and use
+hashed keys with polars and numpy. The one Python loop is datatrove's greedy duplicated
+n-gram count, run only for documents whose vectorised upper bound already fails.
 """
 
 from __future__ import annotations
@@ -46,7 +47,6 @@ def token_pattern(settings: Mapping[str, Any]) -> str:
     return TOKEN_PATTERNS[settings.get("tokens") or "spacy"]
 
 
-WORD = r"\w+"
 # Gopher's "symbol words" are tokens made only of punctuation (datatrove's PUNCTUATION set:
 # punctuation, math, currency and modifier symbols, control characters).
 PUNCTUATION_CLASS = r"\p{P}\p{Sm}\p{Sc}\p{Sk}\p{Cc}►"
