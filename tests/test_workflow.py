@@ -96,6 +96,21 @@ def test_changing_a_filter_setting_reruns_only_the_clean_jobs_that_use_it(
     assert workflow.jobs(output, "clean") == {"a", "b"}  # code has no keyword filter
 
 
+def test_changing_a_language_block_reruns_only_that_languages_clean_jobs(
+    workflow: Workflow,
+) -> None:
+    config = mixture(workflow, {"vi_data": 1, "en_data": 1}, 40)
+    config["datasets"][0] |= {"profile": "web_multilingual", "language": "vi"}
+    config["datasets"][1] |= {"profile": "web", "language": "en"}
+    workflow.write_config(config)
+    workflow.run("--cores", "2")
+    config["languages"] = {"vi": {"language_id": {"threshold": 0.9}}}
+    workflow.write_config(config)
+    output = dry_run(workflow)
+    assert workflow.jobs(output, "sample") == set()
+    assert workflow.jobs(output, "clean") == {"vi_data"}
+
+
 def test_adding_a_dataset_does_not_change_what_the_others_draw(tmp_path: Path) -> None:
     before, after = Workflow(tmp_path / "before"), Workflow(tmp_path / "after")
     for workflow in (before, after):
