@@ -78,31 +78,50 @@ def funnel(summary: Mapping) -> Figure:
     return figure
 
 
-def reasons(summary: Mapping) -> Figure:
-    """Per dataset: share of the sampled documents kept and rejected for each reason."""
-    datasets = summary["datasets"]
-    order = [r for r, n in summary["totals"]["rejected_by_reason"].items() if n]
+def _share_bars(
+    datasets: Sequence[Mapping],
+    series: Sequence[tuple[str, Sequence[float], Any]],
+    total: str,
+    xlabel: str,
+    title: str,
+    skip_empty: bool = False,
+    **bar_style: Any,
+) -> Figure:
+    """One stacked bar a dataset: each series' count as a share of the dataset's `total`."""
     figure = Figure(figsize=(10, _bar_height(datasets) + 0.6))
     ax = figure.subplots()
     y = list(range(len(datasets)))
     left = [0.0] * len(datasets)
-    series = [("kept", [d["kept"] for d in datasets], KEPT_COLOUR)]
-    for reason, colour in zip(order, _palette(len(order)), strict=True):
-        series.append((reason, [d["rejected_by_reason"].get(reason, 0) for d in datasets], colour))
     for label, counts, colour in series:
-        widths = [
-            c / d["sampled"] if d["sampled"] else 0.0 for c, d in zip(counts, datasets, strict=True)
-        ]
-        ax.barh(y, widths, left=left, color=colour, label=label)
+        widths = [c / d[total] if d[total] else 0.0 for c, d in zip(counts, datasets, strict=True)]
+        if skip_empty and not any(widths):
+            continue
+        ax.barh(y, widths, left=left, color=colour, label=label, **bar_style)
         left = [a + b for a, b in zip(left, widths, strict=True)]
     ax.set_yticks(y, [d["id"] for d in datasets])
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
     ax.xaxis.set_major_formatter("{x:.0%}")
-    ax.set_xlabel("share of the sampled documents")
-    ax.set_title("Kept and rejected documents by reason")
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
     return figure
+
+
+def reasons(summary: Mapping) -> Figure:
+    """Per dataset: share of the sampled documents kept and rejected for each reason."""
+    datasets = summary["datasets"]
+    order = [r for r, n in summary["totals"]["rejected_by_reason"].items() if n]
+    series = [("kept", [d["kept"] for d in datasets], KEPT_COLOUR)]
+    for reason, colour in zip(order, _palette(len(order)), strict=True):
+        series.append((reason, [d["rejected_by_reason"].get(reason, 0) for d in datasets], colour))
+    return _share_bars(
+        datasets,
+        series,
+        "sampled",
+        "share of the sampled documents",
+        "Kept and rejected documents by reason",
+    )
 
 
 def lengths(summary: Mapping) -> Figure:
@@ -138,10 +157,6 @@ def languages(summary: Mapping) -> Figure:
         overall.update(d["languages"])
     named = [lang for lang, _ in overall.most_common() if lang != UNIDENTIFIED]
     shown, rest = named[:MAX_LANGUAGES], set(named[MAX_LANGUAGES:])
-    figure = Figure(figsize=(10, _bar_height(datasets) + 0.6))
-    ax = figure.subplots()
-    y = list(range(len(datasets)))
-    left = [0.0] * len(datasets)
     groups: list[tuple[str, Callable[[str], bool], Any]] = [
         (lang, lambda x, lang=lang: x == lang, colour)
         for lang, colour in zip(shown, _palette(len(shown)), strict=True)
@@ -149,24 +164,23 @@ def languages(summary: Mapping) -> Figure:
     if rest:
         groups.append(("other", lambda x: x in rest, OTHER_COLOUR))
     groups.append((UNIDENTIFIED, lambda x: x == UNIDENTIFIED, "#eeeeee"))
-    for label, member, colour in groups:
-        widths = [
-            sum(n for lang, n in d["languages"].items() if member(lang)) / d["kept"]
-            if d["kept"]
-            else 0.0
-            for d in datasets
-        ]
-        if any(widths):
-            ax.barh(y, widths, left=left, color=colour, label=label, edgecolor="white")
-            left = [a + b for a, b in zip(left, widths, strict=True)]
-    ax.set_yticks(y, [d["id"] for d in datasets])
-    ax.invert_yaxis()
-    ax.set_xlim(0, 1)
-    ax.xaxis.set_major_formatter("{x:.0%}")
-    ax.set_xlabel("share of the kept documents")
-    ax.set_title("Languages of the kept documents")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
-    return figure
+    series = [
+        (
+            label,
+            [sum(n for lang, n in d["languages"].items() if member(lang)) for d in datasets],
+            colour,
+        )
+        for label, member, colour in groups
+    ]
+    return _share_bars(
+        datasets,
+        series,
+        "kept",
+        "share of the kept documents",
+        "Languages of the kept documents",
+        skip_empty=True,
+        edgecolor="white",
+    )
 
 
 def mixture(summary: Mapping) -> Figure:
