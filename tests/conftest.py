@@ -29,6 +29,29 @@ def read_jsonl_gz(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in handle]
 
 
+def raw_file(path: Path, texts: list[Any], bad_lines: dict[int, str] | None = None) -> Path:
+    """Stage 1 records (original_index = 10 x position); `bad_lines`: position -> raw line."""
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        for i, text in enumerate(texts):
+            if bad_lines and i in bad_lines:
+                handle.write(bad_lines[i] + "\n")
+                continue
+            record = {"text": text, "metadata": {"source": "test", "original_index": i * 10}}
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return path
+
+
+def clean(tmp_path: Path, raw: Path, settings: dict[str, Any], name: str = "out"):
+    """Run one clean job: (kept records, rejected records, stats)."""
+    from pretrain_mix.clean import run_clean_job
+
+    out = tmp_path / name
+    stats = run_clean_job(
+        raw, settings, out / "cleaned.jsonl.gz", out / "rejected.jsonl.gz", out / "stats.json"
+    )
+    return read_jsonl_gz(out / "cleaned.jsonl.gz"), read_jsonl_gz(out / "rejected.jsonl.gz"), stats
+
+
 def numbered_docs(prefix: str, n: int) -> list[dict[str, Any]]:
     return [{"text": f"{prefix} document number {i}", "n": i} for i in range(n)]
 

@@ -11,10 +11,9 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import REPO, read_jsonl_gz
+from conftest import REPO, clean, raw_file
 from snakemake.utils import validate
 
-from pretrain_mix.clean import run_clean_job
 from pretrain_mix.config import DatasetSpec
 from pretrain_mix.profiles import clean_settings
 from pretrain_mix.raw_reader import RawInputError
@@ -37,22 +36,6 @@ def settings_for(profile: str = "original", **overrides: Any) -> dict[str, Any]:
         config[section] = {**config.get(section, {}), **values}
     validate(config, str(REPO / "config" / "schema.yaml"))
     return clean_settings(config, DatasetSpec(id="d", name="json", weight=1, profile=profile))
-
-
-def raw_file(path: Path, texts: list[Any]) -> Path:
-    with gzip.open(path, "wt", encoding="utf-8") as handle:
-        for i, text in enumerate(texts):
-            record = {"text": text, "metadata": {"source": "test", "original_index": i * 10}}
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-    return path
-
-
-def clean(tmp_path: Path, raw: Path, settings: dict[str, Any], name: str = "out"):
-    out = tmp_path / name
-    stats = run_clean_job(
-        raw, settings, out / "cleaned.jsonl.gz", out / "rejected.jsonl.gz", out / "stats.json"
-    )
-    return read_jsonl_gz(out / "cleaned.jsonl.gz"), read_jsonl_gz(out / "rejected.jsonl.gz"), stats
 
 
 MIXED = [

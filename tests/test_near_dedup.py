@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import random
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import Any
 
 import polars as pl
 import pytest
-from conftest import REPO, Workflow, read_jsonl_gz, write_jsonl
+from conftest import REPO, Workflow, clean, raw_file, read_jsonl_gz, write_jsonl
 from snakemake.utils import validate
 
 from pretrain_mix.clean import run_clean_finish_job, run_clean_job, run_clean_stage_job
@@ -63,26 +62,6 @@ def config_for(dedup: dict[str, Any] | None = None, **sections: Any) -> dict[str
 def settings_for(dedup: dict[str, Any] | None = None, **sections: Any) -> dict[str, Any]:
     config = config_for(dedup, **sections)
     return clean_settings(config, DatasetSpec(id="d", name="json", weight=1, profile="plain"))
-
-
-def raw_file(path: Path, texts: list[str], bad_lines: dict[int, str] | None = None) -> Path:
-    """Stage 1 records (original_index = 10 x position); `bad_lines`: position -> raw line."""
-    with gzip.open(path, "wt", encoding="utf-8") as handle:
-        for i, text in enumerate(texts):
-            if bad_lines and i in bad_lines:
-                handle.write(bad_lines[i] + "\n")
-                continue
-            record = {"text": text, "metadata": {"source": "test", "original_index": i * 10}}
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-    return path
-
-
-def clean(tmp_path: Path, raw: Path, settings: dict[str, Any], name: str = "out"):
-    out = tmp_path / name
-    stats = run_clean_job(
-        raw, settings, out / "cleaned.jsonl.gz", out / "rejected.jsonl.gz", out / "stats.json"
-    )
-    return read_jsonl_gz(out / "cleaned.jsonl.gz"), read_jsonl_gz(out / "rejected.jsonl.gz"), stats
 
 
 def verdicts(rejected: list[dict[str, Any]]) -> list[tuple[Any, ...]]:

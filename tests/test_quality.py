@@ -6,6 +6,7 @@ from typing import Any
 
 import polars as pl
 import pytest
+from conftest import clean, raw_file
 
 from pretrain_mix import quality
 from pretrain_mix.clean import CleanReport, run_filters
@@ -443,24 +444,10 @@ def test_language_threshold_and_reasons() -> None:
 
 
 def test_every_cleaned_and_rejected_record_carries_its_language(tmp_path) -> None:
-    import gzip
-    import json
-
-    from pretrain_mix.clean import run_clean_job
-
     texts = [VIETNAMESE, "The weather is lovely today and we are going to the park together."]
-    raw = tmp_path / "raw.jsonl.gz"
-    with gzip.open(raw, "wt", encoding="utf-8") as handle:
-        for i, text in enumerate(texts):
-            handle.write(json.dumps({"text": text, "metadata": {"original_index": i}}) + "\n")
     spec = DatasetSpec(id="d", name="json", weight=1, profile="p", language="vi")
-    config = {"profiles": {"p": {"filters": ["language_id"]}}}
-    out = tmp_path / "out"
-    run_clean_job(
-        raw, clean_settings(config, spec), out / "c.jsonl.gz", out / "r.jsonl.gz", out / "s.json"
-    )
-    kept = [json.loads(line) for line in gzip.open(out / "c.jsonl.gz", "rt")]
-    rejected = [json.loads(line) for line in gzip.open(out / "r.jsonl.gz", "rt")]
+    settings = clean_settings({"profiles": {"p": {"filters": ["language_id"]}}}, spec)
+    kept, rejected, _ = clean(tmp_path, raw_file(tmp_path / "raw.jsonl.gz", texts), settings)
     assert [r["metadata"]["language"] for r in kept] == ["vi"]
     assert kept[0]["metadata"]["language_score"] > 0.802
     assert [r["metadata"]["language"] for r in rejected] == ["en"]
