@@ -294,6 +294,9 @@ HEADER = (
 
 def _stats(words: list[str], text: str) -> dict[str, float]:
     """The Vietnamese thresholds' statistics of one document, for one word unit."""
+    # datatrove's own count, so both word units are measured the same way
+    from datatrove.pipeline.filters.gopher_repetition_filter import find_all_duplicate
+
     content = [w for w in words if not re.fullmatch(r"[\W_]+", w)]
     stats = {
         "mean_word_length": np.mean([len(w) for w in content]) if content else 0.0,
@@ -314,9 +317,6 @@ def calibrate(texts: list[str]) -> None:
     """For each word-based FineWeb-2 vie_Latn threshold, the syllable threshold that rejects
     the same share of documents (quantile matching on web_vi)."""
     from datatrove.utils.text import split_into_words
-
-    global find_all_duplicate
-    from datatrove.pipeline.filters.gopher_repetition_filter import find_all_duplicate
 
     words_stats = [_stats(split_into_words(t, "vie_Latn"), t) for t in texts]
     pattern = quality.TOKEN_PATTERNS["pyvi"]  # as the vi block splits punctuation

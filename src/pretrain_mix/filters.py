@@ -59,11 +59,8 @@ class Filter:
 
     name: str
     uses: tuple[str, ...]
-    reason_codes: Callable[[Mapping[str, Any]], tuple[str, ...]]
+    reasons: Callable[[Mapping[str, Any]], tuple[str, ...]]  # reason codes, given the settings
     judge: Callable[[pl.Series, Mapping[str, Any]], Verdict]
-
-    def reasons(self, settings: Mapping[str, Any]) -> tuple[str, ...]:
-        return self.reason_codes(settings)
 
 
 def expression_filter(

@@ -170,7 +170,7 @@ def resolved_filtering(
     language = spec.language
     if language is not None:
         known = languages(config)
-        if language not in known and language != "en":
+        if language not in known:
             needs_block = [f for f in filters if f in LANGUAGE_DEPENDENT]
             if needs_block:
                 raise ConfigError(
