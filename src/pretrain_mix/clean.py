@@ -53,7 +53,7 @@ from pretrain_mix.near_dedup import (
     survivors,
     temporary_folder,
 )
-from pretrain_mix.normalise import enabled_normalisers
+from pretrain_mix.normalise import normalise_batch, replaced
 from pretrain_mix.raw_reader import LINE, BadRecord, iter_raw_batches
 
 log = logging.getLogger(__name__)
@@ -188,15 +188,14 @@ class Timer:
 
 
 def normalise_text(text: pl.Series, settings: Mapping[str, Any], report: CleanReport) -> pl.Series:
-    for normaliser in enabled_normalisers(settings):
-        step = report.normalisers.setdefault(normaliser.name, StepStats(normaliser.name))
-        started = time.perf_counter()
-        cleaned = normaliser.apply(text, settings)
-        step.seconds += time.perf_counter() - started
-        step.chars_before += int(text.str.len_chars().sum())
-        step.chars_after += int(cleaned.str.len_chars().sum())
-        step.documents_changed += int((cleaned != text).sum())
-        text = cleaned
+    text, outcomes, scan_seconds = normalise_batch(text, settings)
+    report.seconds["normalise_scan"] += scan_seconds
+    for outcome in outcomes:
+        step = report.normalisers.setdefault(outcome.name, StepStats(outcome.name))
+        step.chars_before += outcome.chars_before
+        step.chars_after += outcome.chars_after
+        step.documents_changed += outcome.documents_changed
+        step.seconds += outcome.seconds
     return text
 
 
@@ -231,7 +230,7 @@ def run_filters(
             reason = reason.scatter(alive, verdict.reason)
             if verdict.text is not None:
                 passed = alive.filter(verdict.reason.is_null())
-                text = text.scatter(passed, verdict.text.filter(verdict.reason.is_null()))
+                text = replaced(text, passed, verdict.text.filter(verdict.reason.is_null()))
             for key, values in verdict.metadata.items():
                 column = metadata.get(key)
                 if column is None:

@@ -1,8 +1,11 @@
 """Stage 2 normalisers: each turns a batch's text column into a cleaner one.
 
 They run in this order: HTML remnants -> Unicode -> control characters -> whitespace.
-All of them are polars expressions, except where a document needs a real parser or a
-repair library (whole HTML pages, mojibake); those run only on the rows that need them.
+A normaliser is a list of *edits*: a rewrite (polars expressions, or a Python call per
+document where a real parser or a repair library is needed: whole HTML pages, mojibake) and
+how to find the rows it can change. Every rewrite builds its strings anew while finding only
+reads them, and most documents need few edits or none, so each edit rewrites only the rows
+found for it (see normalise_batch).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import functools
 import html
 import sys
+import time
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -18,6 +22,13 @@ from typing import Any
 import polars as pl
 
 TEXT = "text"
+
+
+def replaced(series: pl.Series, rows: pl.Series, values: Any) -> pl.Series:
+    """A copy of `series` with `values` at `rows`. (Series.scatter alone changes the series
+    it is called on, which here is often the caller's.)"""
+    return series.clone().scatter(rows, values)
+
 
 # --- HTML ----------------------------------------------------------------------------------
 
@@ -59,14 +70,13 @@ def decode_entities(text: pl.Series) -> pl.Series:
     return text.str.replace_many(mapping) if mapping else text
 
 
-def strip_html(text: pl.Series, settings: Mapping[str, Any]) -> pl.Series:
-    is_page = text.str.contains(WHOLE_PAGE)
-    pages = is_page.arg_true()
+def strip_markup(text: pl.Series, main_content: bool) -> pl.Series:
+    """Whole pages through the HTML parser, then tags, blocks and entities left anywhere."""
+    pages = text.str.contains(WHOLE_PAGE).arg_true()
     if len(pages):
         # A Python call per page: a real parser is needed for layout and boilerplate.
-        main = bool(settings.get("html_main_content", True))
-        converted = [html_page_to_text(page, main) for page in text.gather(pages).to_list()]
-        text = text.scatter(pages, converted)
+        converted = [html_page_to_text(page, main_content) for page in text.gather(pages).to_list()]
+        text = replaced(text, pages, converted)
     cleaned = pl.select(
         pl.lit(text)
         .str.replace_all(SCRIPT_OR_STYLE_BLOCKS[0], "")
@@ -114,21 +124,11 @@ def chars_that_may_change(form: str) -> str:
     return "[" + "".join(rf"\x{{{a:X}}}-\x{{{b:X}}}" for a, b in ranges) + "]"
 
 
-def normalise_unicode(text: pl.Series, settings: Mapping[str, Any]) -> pl.Series:
-    if settings.get("fix_mojibake"):
-        broken = text.str.contains(LOOKS_LIKE_MOJIBAKE).arg_true()
-        if len(broken):
-            import ftfy
+def repair_mojibake(text: pl.Series) -> pl.Series:
+    import ftfy
 
-            # A Python call per broken document only: ftfy decides whether and how to repair.
-            fixed = [ftfy.fix_text(t) for t in text.gather(broken).to_list()]
-            text = text.scatter(broken, fixed)
-    form = settings.get("unicode", "NFC")
-    if form and form != "none":
-        candidates = text.str.contains(chars_that_may_change(form)).arg_true()
-        if len(candidates):
-            text = text.scatter(candidates, text.gather(candidates).str.normalize(form))
-    return text
+    # A Python call per broken document: ftfy decides whether and how to repair.
+    return pl.Series(TEXT, [ftfy.fix_text(t) for t in text.to_list()], pl.String)
 
 
 # --- control characters and whitespace ------------------------------------------------------
@@ -140,41 +140,207 @@ CONTROL_CHARS = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]"
 UNICODE_SPACES = [chr(c) for c in (0x00A0, 0x1680, *range(0x2000, 0x200B), 0x202F, 0x205F, 0x3000)]
 
 
-def remove_control_chars(text: pl.Series, settings: Mapping[str, Any]) -> pl.Series:
+def remove_control_chars_from(text: pl.Series) -> pl.Series:
     return text.str.replace_all(CONTROL_CHARS, "")
 
 
-def tidy_whitespace(text: pl.Series, settings: Mapping[str, Any]) -> pl.Series:
+UNICODE_SPACE_CLASS = "[" + "".join(rf"\x{{{ord(c):X}}}" for c in UNICODE_SPACES) + "]"
+
+
+def unicode_spaces_to_space(text: pl.Series) -> pl.Series:
+    return text.str.replace_many(UNICODE_SPACES, [" "] * len(UNICODE_SPACES))
+
+
+def has_loose_ends(text: pl.Series) -> pl.Series:
+    """Trailing whitespace at the very end, or a blank line at the very start."""
+    return text.str.slice(-1).str.contains(r"\s") | text.str.starts_with("\n")
+
+
+def strip_ends(text: pl.Series) -> pl.Series:
+    # strip_chars_end removes White_Space, exactly what \s matches in has_loose_ends.
+    # Leading spaces are indentation and stay; leading blank lines go.
+    return text.str.strip_chars_end().str.strip_chars_start("\n")
+
+
+# --- edits and steps ------------------------------------------------------------------------
+
+
+def found(pattern: str, literal: bool = False) -> Callable[[pl.Series], pl.Series]:
+    return lambda text: text.str.contains(pattern, literal=literal)
+
+
+def replacing(pattern: str, by: str) -> Callable[[pl.Series], pl.Series]:
+    return lambda text: text.str.replace_all(pattern, by)
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One rewrite of a normaliser, and how to find the rows it may change.
+
+    `find` is True on every row the rewrite would change (it may be True on more). An edit
+    found by a rare character class says so in `rare_chars`: one regex pass per batch looks
+    for all of them at once, and rows without any need no further look (normalise_batch).
+    """
+
+    rewrite: Callable[[pl.Series], pl.Series]
+    find: Callable[[pl.Series], pl.Series]
+    rare_chars: str | None = None
+    adds_characters: bool = False  # may write rare characters (decoded entities, ftfy)
+
+    @classmethod
+    def of_rare_chars(
+        cls, pattern: str, rewrite: Callable[[pl.Series], pl.Series], adds: bool = False
+    ) -> Edit:
+        return cls(rewrite, found(pattern), rare_chars=pattern, adds_characters=adds)
+
+
+def html_edits(settings: Mapping[str, Any]) -> list[Edit]:
+    main = bool(settings.get("html_main_content", True))
+    # Every tag, comment, page and entity starts with '<' or '&': two memchr scans.
+    has_markup = lambda text: found("<", True)(text) | found("&", True)(text)  # noqa: E731
+    return [Edit(lambda text: strip_markup(text, main), has_markup, adds_characters=True)]
+
+
+def unicode_edits(settings: Mapping[str, Any]) -> list[Edit]:
+    edits = []
+    if settings.get("fix_mojibake"):
+        edits.append(Edit.of_rare_chars(LOOKS_LIKE_MOJIBAKE, repair_mojibake, adds=True))
+    form = settings.get("unicode", "NFC")
+    if form and form != "none":
+        nfc = chars_that_may_change(form)
+        edits.append(Edit.of_rare_chars(nfc, lambda text: text.str.normalize(form)))
+    return edits
+
+
+def control_char_edits(settings: Mapping[str, Any]) -> list[Edit]:
+    return [Edit.of_rare_chars(CONTROL_CHARS, remove_control_chars_from)]
+
+
+def whitespace_edits(settings: Mapping[str, Any]) -> list[Edit]:
     """Trim line ends and blank-line runs; keep line breaks and indentation (code!)."""
-    return pl.select(
-        pl.lit(text)
-        .str.replace_all(r"\r\n?", "\n")  # Windows and old Mac line ends
-        .str.replace_many(UNICODE_SPACES, [" "] * len(UNICODE_SPACES))
-        .str.replace_all(r"[ \t]+\n", "\n")  # trailing spaces; strip_chars_end does the last
-        .str.replace_all(r"\n{4,}", "\n\n\n")  # at most two blank lines (PEP 8 uses two)
-        .str.strip_chars_end()
-        .str.strip_chars_start("\n")  # leading blank lines; leading spaces are indentation
-    ).to_series()
+    return [
+        Edit(replacing(r"\r\n?", "\n"), found("\r", True)),  # Windows and old Mac line ends
+        Edit.of_rare_chars(UNICODE_SPACE_CLASS, unicode_spaces_to_space),
+        # Trailing spaces of each line; strip_ends does the last one.
+        Edit(replacing(r"[ \t]+\n", "\n"), found(r"[ \t]\n")),
+        # At most two blank lines in a row (PEP 8 uses two).
+        Edit(replacing(r"\n{4,}", "\n\n\n"), found("\n\n\n\n", True)),
+        Edit(strip_ends, has_loose_ends),
+    ]
+
+
+def apply_edits(text: pl.Series, edits: list[Edit]) -> pl.Series:
+    """The edits in order, each on the rows its `find` picks (one normaliser on its own)."""
+    for edit in edits:
+        rows = edit.find(text).arg_true()
+        if len(rows):
+            text = replaced(text, rows, edit.rewrite(text.gather(rows)))
+    return text
+
+
+def strip_html(text: pl.Series, settings: Mapping[str, Any]) -> pl.Series:
+    return apply_edits(text, html_edits(settings))
+
+
+def normalise_unicode(text: pl.Series, settings: Mapping[str, Any]) -> pl.Series:
+    return apply_edits(text, unicode_edits(settings))
+
+
+def remove_control_chars(text: pl.Series, settings: Mapping[str, Any]) -> pl.Series:
+    return apply_edits(text, control_char_edits(settings))
+
+
+def tidy_whitespace(text: pl.Series, settings: Mapping[str, Any]) -> pl.Series:
+    return apply_edits(text, whitespace_edits(settings))
 
 
 @dataclass(frozen=True)
 class Normaliser:
     name: str
     enabled: Callable[[Mapping[str, Any]], bool]
-    apply: Callable[[pl.Series, Mapping[str, Any]], pl.Series]
+    edits: Callable[[Mapping[str, Any]], list[Edit]]
 
 
 NORMALISERS: tuple[Normaliser, ...] = (
-    Normaliser("html", lambda s: bool(s.get("html")), strip_html),
+    Normaliser("html", lambda s: bool(s.get("html")), html_edits),
     Normaliser(
         "unicode",
         lambda s: s.get("unicode", "NFC") != "none" or bool(s.get("fix_mojibake")),
-        normalise_unicode,
+        unicode_edits,
     ),
-    Normaliser("control_chars", lambda s: bool(s.get("control_chars")), remove_control_chars),
-    Normaliser("whitespace", lambda s: bool(s.get("whitespace")), tidy_whitespace),
+    Normaliser("control_chars", lambda s: bool(s.get("control_chars")), control_char_edits),
+    Normaliser("whitespace", lambda s: bool(s.get("whitespace")), whitespace_edits),
 )
 
 
 def enabled_normalisers(settings: Mapping[str, Any]) -> list[Normaliser]:
     return [n for n in NORMALISERS if n.enabled(settings)]
+
+
+@dataclass
+class StepOutcome:
+    name: str
+    chars_before: int  # whole batch
+    chars_after: int
+    documents_changed: int
+    seconds: float  # finding and rewriting rows, without the shared rare-character scan
+
+
+class RareCharRows:
+    """Rows that may hold a rare character of any edit, from one regex pass (made when the
+    first edit that needs it comes up, so that it sees html's output).
+
+    A row outside it stays outside unless an edit that adds characters changes it; every
+    other edit writes none, so the one pass serves all later edits.
+    """
+
+    def __init__(self, patterns: list[str]):
+        self.pattern = "|".join(patterns)
+        self.mask: pl.Series | None = None
+        self.seconds = 0.0
+
+    def rows(self, text: pl.Series) -> pl.Series:
+        if self.mask is None:
+            started = time.perf_counter()
+            self.mask = text.str.contains(self.pattern)
+            self.seconds += time.perf_counter() - started
+        return self.mask.arg_true()
+
+    def add(self, rows: pl.Series) -> None:
+        if self.mask is not None:
+            self.mask = replaced(self.mask, rows, True)
+
+
+def normalise_batch(
+    text: pl.Series, settings: Mapping[str, Any]
+) -> tuple[pl.Series, list[StepOutcome], float]:
+    """Every enabled normaliser over a batch: (text, one outcome per normaliser, seconds of
+    the shared rare-character scan). Same result as apply_edits with every edit in turn."""
+    plan = [(step, step.edits(settings)) for step in enabled_normalisers(settings)]
+    rare = RareCharRows([e.rare_chars for _, edits in plan for e in edits if e.rare_chars])
+    chars = int(text.str.len_chars().sum())
+    outcomes = []
+    for step, edits in plan:
+        started = time.perf_counter()
+        scan_before = rare.seconds
+        chars_before = chars
+        changed = pl.repeat(False, len(text), eager=True)
+        for edit in edits:
+            if edit.rare_chars is not None:
+                rows = rare.rows(text)
+                rows = rows.filter(edit.find(text.gather(rows)))
+            else:
+                rows = edit.find(text).arg_true()
+            if len(rows) == 0:
+                continue
+            given = text.gather(rows)
+            cleaned = edit.rewrite(given)
+            differs = rows.filter(cleaned != given)
+            chars += int(cleaned.str.len_chars().sum()) - int(given.str.len_chars().sum())
+            text = replaced(text, rows, cleaned)
+            changed = replaced(changed, differs, True)
+            if edit.adds_characters:
+                rare.add(differs)
+        seconds = time.perf_counter() - started - (rare.seconds - scan_before)
+        outcomes.append(StepOutcome(step.name, chars_before, chars, int(changed.sum()), seconds))
+    return text, outcomes, rare.seconds
