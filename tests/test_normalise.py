@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import unicodedata
 
 import polars as pl
@@ -11,11 +12,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pretrain_mix.normalise import (
+    SHIPPED_CLASSES,
     apply_edits,
     enabled_normalisers,
     normalise_batch,
     normalise_unicode,
     remove_control_chars,
+    shipped_classes_document,
     strip_html,
     tidy_whitespace,
 )
@@ -190,3 +193,13 @@ def test_each_edit_finds_every_row_its_rewrite_changes(texts: list[str]) -> None
         for edit in step.edits(settings):
             assert apply_edits(batch, [edit]).to_list() == edit.rewrite(batch).to_list()
             batch = edit.rewrite(batch)
+
+
+def test_shipped_normal_form_classes_are_what_this_python_computes() -> None:
+    shipped = json.loads(SHIPPED_CLASSES.read_text(encoding="utf-8"))
+    if shipped["unidata_version"] != unicodedata.unidata_version:
+        pytest.skip("another Unicode version: the classes are computed at run time")
+    assert shipped == shipped_classes_document(), (
+        "regenerate: python -c 'import json; from pretrain_mix.normalise import *; "
+        'SHIPPED_CLASSES.write_text(json.dumps(shipped_classes_document(), indent=1) + "\\n")\''
+    )

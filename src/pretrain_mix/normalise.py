@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import functools
 import html
+import json
 import sys
 import time
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -95,8 +97,30 @@ def strip_markup(text: pl.Series, main_content: bool) -> pl.Series:
 LOOKS_LIKE_MOJIBAKE = r"[ÂÃ][\u0080-\u00BF]|â€[\u0080-\u00BF™œšž¦˜“”]|Ã[\u00A0-\u00BF]"
 
 
+# The two classes below, computed once for the Unicode version of the Python that wrote the
+# file; computing them takes some 2 s a form, which every clean job would pay again.
+SHIPPED_CLASSES = Path(__file__).parent / "data" / "normal_form_classes.json"
+
+
 @functools.cache
 def chars_that_may_change(form: str) -> str:
+    """A regex class of every character that can change under `form` (NFC or NFKC); from
+    the shipped file when it was made for this Python's Unicode version."""
+    shipped = json.loads(SHIPPED_CLASSES.read_text(encoding="utf-8"))
+    if shipped["unidata_version"] == unicodedata.unidata_version and form in shipped["classes"]:
+        return shipped["classes"][form]
+    return compute_chars_that_may_change(form)
+
+
+def shipped_classes_document() -> dict[str, Any]:
+    """What SHIPPED_CLASSES holds; write it with json.dump after a Python upgrade."""
+    return {
+        "unidata_version": unicodedata.unidata_version,
+        "classes": {form: compute_chars_that_may_change(form) for form in ("NFC", "NFKC")},
+    }
+
+
+def compute_chars_that_may_change(form: str) -> str:
     """A regex class of every character that can change under `form` (NFC or NFKC).
 
     polars' normalisation is several times slower than the text is long, and most documents
