@@ -55,6 +55,7 @@ from pretrain_mix.near_dedup import (
 )
 from pretrain_mix.normalise import normalise_batch, replaced
 from pretrain_mix.raw_reader import LINE, BadRecord, iter_raw_batches
+from pretrain_mix.rejected_lines import Rejected, rejected_bytes
 
 log = logging.getLogger(__name__)
 
@@ -298,11 +299,8 @@ def judge_batch(
 
 def split_batch(
     judged: pl.DataFrame, report: CleanReport, near_dedup: bool
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(kept records with cleaned text, rejected original records with their reason).
-
-    Rejected records keep the raw line column, to place bad lines among them.
-    """
+) -> tuple[pl.DataFrame, Rejected]:
+    """(kept records with cleaned text, the rejected rows with their verdict)."""
     columns = [c for c in judged.columns if c not in INTERNAL]
     if "metadata" not in columns:
         columns.append("metadata")
@@ -313,17 +311,20 @@ def split_batch(
     kept = _with_metadata(
         judged.filter(passed).with_columns(pl.col(CLEAN_TEXT).alias("text")), added
     )
-    extra = {**added, "filter_reason": pl.col(REASON), "duplicate_of": pl.col(DUPLICATE_OF)}
-    if near_dedup:
-        extra |= {name: pl.col(c) for name, c in NEAR_FIELDS.items() if c in judged.columns}
-    rejected = _with_metadata(judged.filter(~passed), extra)
     kept = kept.select(c for c in columns if c in kept.columns)
-    rejected = rejected.select(*(c for c in columns if c in rejected.columns), LINE)
+    verdict = {**added, "filter_reason": pl.col(REASON), "duplicate_of": pl.col(DUPLICATE_OF)}
+    if near_dedup:
+        verdict |= {name: pl.col(c) for name, c in NEAR_FIELDS.items() if c in judged.columns}
+
+    def whole_records(rows: pl.DataFrame) -> pl.DataFrame:
+        records = _with_metadata(rows, verdict)
+        return records.select(*(c for c in columns if c in records.columns), LINE)
+
     report.kept += len(kept)
     report.chars_kept += int(kept["text"].str.len_chars().sum())
     for row in judged[REASON].drop_nulls().value_counts().iter_rows():
         report.rejected[row[0]] += row[1]
-    return kept, rejected
+    return kept, Rejected(judged.filter(~passed), verdict, INTERNAL, whole_records)
 
 
 def mark_near_duplicates(judged: pl.DataFrame, decisions: Decisions) -> pl.DataFrame:
@@ -371,16 +372,6 @@ def bad_record_line(bad: BadRecord) -> tuple[int, bytes]:
     return bad.line_number, json_line(record)
 
 
-def rejected_bytes(rejected: pl.DataFrame, bad: list[BadRecord]) -> bytes:
-    """Rejected records of a batch in input order, bad lines included where they were."""
-    body = ndjson_bytes(rejected.drop(LINE))
-    if not bad:
-        return body
-    lines = list(zip(rejected[LINE].to_list(), body.splitlines(keepends=True), strict=True))
-    lines += [bad_record_line(b) for b in bad]
-    return b"".join(line for _number, line in sorted(lines, key=lambda pair: pair[0]))
-
-
 # --- jobs ------------------------------------------------------------------------------------
 
 
@@ -420,18 +411,20 @@ def judged_batches(
         judged = None
         if not batch.records.is_empty():
             judged = judge_batch(batch.records, settings, deduplicator, report)
-        yield StoredBatch(judged, batch.bad)
+        yield StoredBatch(judged, batch.bad, batch.raw)
 
 
 def emit(outputs: Outputs, batch: StoredBatch, report: CleanReport, near_dedup: bool) -> None:
     """Write a judged batch's kept and rejected records."""
+    bad_lines = [bad_record_line(b) for b in batch.bad]
     if batch.judged is None:
-        kept, rejected = pl.DataFrame(), pl.DataFrame(schema={LINE: pl.Int64})
+        kept, rejected = pl.DataFrame(), b"".join(line for _number, line in bad_lines)
     else:
-        kept, rejected = split_batch(batch.judged, report, near_dedup)
+        kept, rows = split_batch(batch.judged, report, near_dedup)
+        rejected = rejected_bytes(rows, batch.raw, bad_lines)
     with Timer(report.seconds, "write"):
         outputs.kept.write(ndjson_bytes(kept))
-        outputs.rejected.write(rejected_bytes(rejected, batch.bad))
+        outputs.rejected.write(rejected)
 
 
 def stored_batches(store: BatchStore, report: CleanReport) -> Iterator[StoredBatch]:

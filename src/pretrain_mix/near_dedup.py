@@ -43,7 +43,7 @@ from pretrain_mix.minhash import (
     signature_similarity,
     signatures,
 )
-from pretrain_mix.raw_reader import LINE, BadRecord
+from pretrain_mix.raw_reader import LINE, BadRecord, RawLines
 
 NEAR_DUPLICATE = "near_duplicate"
 SCOPES = ("dataset", "mixture")
@@ -188,6 +188,7 @@ class StoredBatch:
 
     judged: pl.DataFrame | None
     bad: list[BadRecord]
+    raw: RawLines | None = None  # the lines as read, while they are in memory (not stored)
 
 
 class BatchStore:

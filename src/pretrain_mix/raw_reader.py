@@ -34,10 +34,26 @@ class BadRecord:
 
 
 @dataclass
+class RawLines:
+    """A batch's lines as read, back to back in `data`; line `first_line + i` ends at
+    `ends[i]` (after its newline). A view of the reader's buffer: valid until the next batch
+    is read."""
+
+    data: memoryview
+    first_line: int
+    ends: list[int]
+
+    def span(self, line_number: int) -> tuple[int, int]:
+        index = line_number - self.first_line
+        return (self.ends[index - 1] if index else 0), self.ends[index]
+
+
+@dataclass
 class RawBatch:
     first_line: int  # 1-based line number of the batch's first line
     records: pl.DataFrame  # good records, input order; column LINE locates each
     bad: list[BadRecord] = field(default_factory=list)
+    raw: RawLines | None = None
 
 
 def _check_gzip(path: Path) -> None:
@@ -57,22 +73,23 @@ READ_BLOCK = 1 << 20
 
 
 class LineChunks:
-    """Pieces of `lines_per_chunk` lines of a byte stream (the last may have fewer, and no
-    final newline), as views of one reused buffer.
+    """The lines of a byte stream, `lines_per_chunk` at a time (the last piece may have fewer,
+    and no final newline), as RawLines over one reused buffer.
 
     Line ends are found with bytearray.find (memchr), not with a Python object per line, and
     the buffer is reused from batch to batch: a batch is some 100 MB, and a fresh one each
-    time would cost as much in page faults as decompressing it. A view is valid until the
-    next piece is asked for.
+    time would cost as much in page faults as decompressing it.
     """
 
     def __init__(self, stream: BinaryIO, lines_per_chunk: int):
         self.stream, self.lines_per_chunk = stream, lines_per_chunk
         self.buffer = bytearray()
 
-    def __iter__(self) -> Iterator[tuple[memoryview, int]]:
+    def __iter__(self) -> Iterator[RawLines]:
         filled = 0  # bytes of the buffer in use
-        start = end = lines = 0  # the current piece, and how far it has been searched
+        start = end = 0  # the current piece, and how far it has been searched
+        ends: list[int] = []  # line ends so far in the current piece, from its start
+        first_line = 1
         while block := self.stream.read(READ_BLOCK):
             if filled + len(block) > len(self.buffer):  # a new buffer: views may hold the old
                 grown = bytearray(max(filled + len(block), 2 * len(self.buffer)))
@@ -81,18 +98,21 @@ class LineChunks:
             self.buffer[filled : filled + len(block)] = block
             filled += len(block)
             while (found := self.buffer.find(b"\n", end, filled)) >= 0:
-                end, lines = found + 1, lines + 1
-                if lines == self.lines_per_chunk:
+                end = found + 1
+                ends.append(end - start)
+                if len(ends) == self.lines_per_chunk:
                     with memoryview(self.buffer) as view:
-                        yield view[start:end], lines
-                    start, lines = end, 0
+                        yield RawLines(view[start:end], first_line, ends)
+                    start, first_line, ends = end, first_line + len(ends), []
             # Move the unfinished piece to the front, so the buffer stays one batch long.
             if start:
                 self.buffer[: filled - start] = self.buffer[start:filled]
                 filled, end, start = filled - start, end - start, 0
         if filled:
+            if not ends or ends[-1] != filled:  # a last line without a newline
+                ends.append(filled)
             with memoryview(self.buffer) as view:
-                yield view[:filled], lines + (self.buffer[filled - 1] != ord("\n"))
+                yield RawLines(view[:filled], first_line, ends)
 
 
 def split_lines(chunk: memoryview) -> list[bytes]:
@@ -166,17 +186,20 @@ class BatchParser:
     def __init__(self) -> None:
         self.schema: pa.Schema | None = None
 
-    def parse(self, chunk: memoryview, lines: int, first_line: int) -> RawBatch:
+    def parse(self, raw: RawLines) -> RawBatch:
+        lines, first_line = len(raw.ends), raw.first_line
         if self.schema is not None:
-            frame = _parse_with_schema(chunk, lines, self.schema)
+            frame = _parse_with_schema(raw.data, lines, self.schema)
             if frame is not None:
-                return RawBatch(first_line, _with_line_numbers(frame, first_line))
-        split = split_lines(chunk)
+                return RawBatch(first_line, _with_line_numbers(frame, first_line), raw=raw)
+        split = split_lines(raw.data)
         frame = _parse_inferring(split)
         if frame is not None:
             self.schema = frame.to_arrow().schema
-            return RawBatch(first_line, _with_line_numbers(frame, first_line))
-        return _parse_line_by_line(split, first_line)
+            return RawBatch(first_line, _with_line_numbers(frame, first_line), raw=raw)
+        batch = _parse_line_by_line(split, first_line)
+        batch.raw = raw
+        return batch
 
 
 def iter_raw_batches(path: str | Path, batch_size: int, skip_bad: bool) -> Iterator[RawBatch]:
@@ -187,8 +210,8 @@ def iter_raw_batches(path: str | Path, batch_size: int, skip_bad: bool) -> Itera
     parser = BatchParser()
     try:
         with gzip_reader(path) as handle:
-            for chunk, lines in LineChunks(handle, batch_size):
-                batch = parser.parse(chunk, lines, first_line)
+            for raw in LineChunks(handle, batch_size):
+                batch = parser.parse(raw)
                 if batch.bad and not skip_bad:
                     bad = batch.bad[0]
                     raise RawInputError(
@@ -196,7 +219,7 @@ def iter_raw_batches(path: str | Path, batch_size: int, skip_bad: bool) -> Itera
                         " re-run stage 1, or set cleaning.on_bad_record: skip to reject such lines"
                     )
                 yield batch
-                first_line += lines
+                first_line += len(raw.ends)
     except (OSError, EOFError, zlib.error) as exc:
         raise RawInputError(
             f"{path}: cannot read after line {first_line - 1} ({exc}); the file is damaged:"
