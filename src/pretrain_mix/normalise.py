@@ -69,11 +69,11 @@ def decode_entities(text: pl.Series) -> pl.Series:
     distinct = text.str.extract_all(ENTITY).explode().drop_nulls().unique().to_list()
     mapping = {e: html.unescape(e) for e in distinct}
     mapping = {entity: char for entity, char in mapping.items() if char != entity}
-    return text.str.replace_many(mapping) if mapping else text
+    return (text.str.replace_many(mapping) if mapping else text).alias(TEXT)
 
 
 def strip_markup(text: pl.Series, main_content: bool) -> pl.Series:
-    """Whole pages through the HTML parser, then tags, blocks and entities left anywhere."""
+    """Whole pages through the HTML parser, then tags and blocks left anywhere."""
     pages = text.str.contains(WHOLE_PAGE).arg_true()
     if len(pages):
         # A Python call per page: a real parser is needed for layout and boilerplate.
@@ -88,7 +88,7 @@ def strip_markup(text: pl.Series, main_content: bool) -> pl.Series:
         .str.replace_all(LINE_BREAK_TAGS, "\n")
         .str.replace_all(TAG, "")
     ).to_series()
-    return decode_entities(cleaned).alias(TEXT)
+    return cleaned.alias(TEXT)
 
 
 # --- Unicode --------------------------------------------------------------------------------
@@ -210,6 +210,9 @@ class Edit:
     find: Callable[[pl.Series], pl.Series]
     rare_chars: str | None = None
     adds_characters: bool = False  # may write rare characters (decoded entities, ftfy)
+    # The rewrite leaves rows `find` rules out unchanged anyway, so it may as well be given
+    # the whole batch. Not so where `find` is the rule: ftfy only sees text that looks broken.
+    find_is_a_shortcut: bool = True
 
     @classmethod
     def of_rare_chars(
@@ -219,16 +222,19 @@ class Edit:
 
 
 def html_edits(settings: Mapping[str, Any]) -> list[Edit]:
+    """Pages, tags and blocks all start with '<', entities with '&': memchr finds them."""
     main = bool(settings.get("html_main_content", True))
-    # Every tag, comment, page and entity starts with '<' or '&': two memchr scans.
-    has_markup = lambda text: found("<", True)(text) | found("&", True)(text)  # noqa: E731
-    return [Edit(lambda text: strip_markup(text, main), has_markup, adds_characters=True)]
+    return [
+        Edit(lambda text: strip_markup(text, main), found("<", True), adds_characters=True),
+        Edit(decode_entities, found("&", True), adds_characters=True),
+    ]
 
 
 def unicode_edits(settings: Mapping[str, Any]) -> list[Edit]:
     edits = []
     if settings.get("fix_mojibake"):
-        edits.append(Edit.of_rare_chars(LOOKS_LIKE_MOJIBAKE, repair_mojibake, adds=True))
+        mojibake = LOOKS_LIKE_MOJIBAKE
+        edits.append(Edit(repair_mojibake, found(mojibake), mojibake, True, False))
     form = settings.get("unicode", "NFC")
     if form and form != "none":
         nfc = chars_that_may_change(form)
@@ -335,6 +341,13 @@ class RareCharRows:
             self.mask = replaced(self.mask, rows, True)
 
 
+def mostly(rows: pl.Series, text: pl.Series) -> bool:
+    """Whether `rows` hold most of the batch's bytes: rewriting all of it is then cheaper
+    than gathering them and scattering the result back."""
+    lengths = text.str.len_bytes()
+    return int(lengths.gather(rows).sum()) * 2 > int(lengths.sum())
+
+
 def normalise_batch(
     text: pl.Series, settings: Mapping[str, Any]
 ) -> tuple[pl.Series, list[StepOutcome], float]:
@@ -357,11 +370,15 @@ def normalise_batch(
                 rows = edit.find(text).arg_true()
             if len(rows) == 0:
                 continue
-            given = text.gather(rows)
+            if edit.find_is_a_shortcut and mostly(rows, text):
+                rows = pl.int_range(0, len(text), dtype=rows.dtype, eager=True)
+                given = text  # no gathering and scattering back
+            else:
+                given = text.gather(rows)
             cleaned = edit.rewrite(given)
             differs = rows.filter(cleaned != given)
             chars += int(cleaned.str.len_chars().sum()) - int(given.str.len_chars().sum())
-            text = replaced(text, rows, cleaned)
+            text = cleaned if given is text else replaced(text, rows, cleaned)
             changed = replaced(changed, differs, True)
             if edit.adds_characters:
                 rare.add(differs)
