@@ -28,6 +28,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import polars as pl
 
+from pretrain_mix.allocator import reuse_freed_memory
 from pretrain_mix.dedup import ExactDeduplicator
 from pretrain_mix.errors import PretrainMixError
 from pretrain_mix.filters import get_filter
@@ -535,6 +536,7 @@ def run_clean_job(
     With near-dedup in dataset scope, judged batches wait in a hidden folder next to the
     outputs (removed at the end, whatever happens) until the near duplicates are known.
     """
+    reuse_freed_memory()
     started = time.perf_counter()
     near = settings.get("near_dedup")
     if near is not None and near["scope"] != "dataset":
@@ -561,6 +563,7 @@ def run_clean_stage_job(
 ) -> dict[str, Any]:
     """What `clean_stage` does (mixture scope): judge every batch and keep it, with the full
     MinHash signatures of the documents that passed, in `store_folder` for the mixture step."""
+    reuse_freed_memory()
     started = time.perf_counter()
     near = settings["near_dedup"]
     if near is None or near["scope"] != "mixture":
@@ -600,6 +603,7 @@ def run_clean_finish_job(
 ) -> dict[str, Any]:
     """What `clean_finish` does (mixture scope): one dataset's outputs from its stored batches
     and the mixture step's decisions; stats.json covers both jobs."""
+    reuse_freed_memory()
     started = time.perf_counter()
     store, state = BatchStore.open(store_folder)
     settings = state["settings"]
