@@ -90,13 +90,16 @@ class LineChunks:
         start = end = 0  # the current piece, and how far it has been searched
         ends: list[int] = []  # line ends so far in the current piece, from its start
         first_line = 1
-        while block := self.stream.read(READ_BLOCK):
-            if filled + len(block) > len(self.buffer):  # a new buffer: views may hold the old
-                grown = bytearray(max(filled + len(block), 2 * len(self.buffer)))
+        while True:
+            if filled + READ_BLOCK > len(self.buffer):  # a new buffer: views may hold the old
+                grown = bytearray(max(filled + READ_BLOCK, 2 * len(self.buffer)))
                 grown[:filled] = self.buffer[:filled]
                 self.buffer = grown
-            self.buffer[filled : filled + len(block)] = block
-            filled += len(block)
+            with memoryview(self.buffer) as view:
+                read = self.stream.readinto(view[filled : filled + READ_BLOCK])
+            if not read:
+                break
+            filled += read
             while (found := self.buffer.find(b"\n", end, filled)) >= 0:
                 end = found + 1
                 ends.append(end - start)
