@@ -8,10 +8,12 @@ from typing import Any
 
 import polars as pl
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pretrain_mix.config import DatasetSpec
 from pretrain_mix.errors import ConfigError
-from pretrain_mix.filters import FILTERS, check_regex, get_filter
+from pretrain_mix.filters import FILTERS, check_regex, get_filter, keyword_alternation
 from pretrain_mix.profiles import FILTER_DEFAULTS, clean_settings
 
 
@@ -154,3 +156,33 @@ def test_unknown_filter_lists_the_known_ones() -> None:
         ConfigError, match="unknown filter 'gopher_quality_typo'; known filters: length"
     ):
         get_filter("gopher_quality_typo")
+
+
+KEYWORDS = ["winner", "click here", "c++", "nhấn vào đây", "Cá Cược"]
+KEYWORD_PIECES = [
+    "winner",
+    "WINNER",
+    "winnerless",
+    "click",
+    "here",
+    " ",
+    "\n",
+    "clicks",
+    "c++",
+    "C++",
+    "nhấn vào đây",
+    unicodedata.normalize("NFD", "NHẤN VÀO ĐÂY"),
+    "cá cược",
+    "cá",
+    "đây",
+    ".",
+]
+
+
+@given(st.lists(st.lists(st.sampled_from(KEYWORD_PIECES), max_size=8).map("".join), max_size=30))
+def test_exclude_keywords_prefilter_never_misses_a_whole_word_match(texts: list[str]) -> None:
+    """Rows without a keyword's longest word are not searched: the result must be what the
+    whole-word pattern gives on every row."""
+    exact = pl.Series(texts, dtype=pl.String).str.contains(keyword_alternation(KEYWORDS))
+    expected = ["excluded_keyword" if hit else None for hit in exact.to_list()]
+    assert reasons("exclude_keywords", texts, exclude_keywords=KEYWORDS) == expected
