@@ -181,7 +181,7 @@ KEYWORD_PIECES = [
 
 @given(st.lists(st.lists(st.sampled_from(KEYWORD_PIECES), max_size=8).map("".join), max_size=30))
 def test_exclude_keywords_prefilter_never_misses_a_whole_word_match(texts: list[str]) -> None:
-    """Rows without a keyword's longest word are not searched: the result must be what the
+    """Rows the boundary-free prefilter rules out are not searched: the result must be what the
     whole-word pattern gives on every row."""
     exact = pl.Series(texts, dtype=pl.String).str.contains(keyword_alternation(KEYWORDS))
     expected = ["excluded_keyword" if hit else None for hit in exact.to_list()]

@@ -42,6 +42,7 @@ class RawLines:
     data: memoryview
     first_line: int
     ends: list[int]
+    has_blank_line: bool = False  # empty, or only spaces, tabs and \r
 
     def span(self, line_number: int) -> tuple[int, int]:
         index = line_number - self.first_line
@@ -70,6 +71,7 @@ _STARTS_WITH_TEXT = re.compile(rb'\s*\{\s*"text"\s*:\s*"')
 # Decompressed bytes read at a time: under glibc's mmap threshold, so each read reuses
 # freed memory instead of mapping fresh pages and faulting them in.
 READ_BLOCK = 1 << 20
+BLANK_LINE_MAX = 64  # longer lines are not looked at (then only the row count catches them)
 
 
 class LineChunks:
@@ -89,6 +91,7 @@ class LineChunks:
         filled = 0  # bytes of the buffer in use
         start = end = 0  # the current piece, and how far it has been searched
         ends: list[int] = []  # line ends so far in the current piece, from its start
+        blank = False  # whether the current piece has a blank line so far
         first_line = 1
         while True:
             if filled + READ_BLOCK > len(self.buffer):  # a new buffer: views may hold the old
@@ -101,21 +104,25 @@ class LineChunks:
                 break
             filled += read
             while (found := self.buffer.find(b"\n", end, filled)) >= 0:
+                # A blank line is short: only short lines need a look at their bytes.
+                if found - end < BLANK_LINE_MAX and not self.buffer[end:found].strip():
+                    blank = True
                 end = found + 1
                 ends.append(end - start)
                 if len(ends) == self.lines_per_chunk:
                     with memoryview(self.buffer) as view:
-                        yield RawLines(view[start:end], first_line, ends)
-                    start, first_line, ends = end, first_line + len(ends), []
+                        yield RawLines(view[start:end], first_line, ends, blank)
+                    start, first_line, ends, blank = end, first_line + len(ends), [], False
             # Move the unfinished piece to the front, so the buffer stays one batch long.
             if start:
                 self.buffer[: filled - start] = self.buffer[start:filled]
                 filled, end, start = filled - start, end - start, 0
         if filled:
             if not ends or ends[-1] != filled:  # a last line without a newline
+                blank = blank or not self.buffer[end:filled].strip()
                 ends.append(filled)
             with memoryview(self.buffer) as view:
-                yield RawLines(view[:filled], first_line, ends)
+                yield RawLines(view[:filled], first_line, ends, blank)
 
 
 def split_lines(chunk: memoryview) -> list[bytes]:
@@ -129,13 +136,52 @@ def _with_line_numbers(frame: pl.DataFrame, first_line: int) -> pl.DataFrame:
     )
 
 
-def _parse_with_schema(chunk: memoryview, lines: int, schema: pa.Schema) -> pl.DataFrame | None:
+def _strings_valid(column: pl.Series) -> bool:
+    """Whether every string in the column (nested ones too) is valid UTF-8, which pyarrow's
+    JSON reader does not check. polars checks it, at memory speed, casting bytes to String."""
+    dtype = column.dtype
+    if dtype == pl.String:
+        try:
+            column.cast(pl.Binary).cast(pl.String)
+        except pl.exceptions.ComputeError:
+            return False
+    elif isinstance(dtype, pl.Struct):
+        return all(_strings_valid(field) for field in column.struct.unnest().iter_columns())
+    elif isinstance(dtype, pl.List):
+        return _strings_valid(column.explode())
+    return True
+
+
+def json_schema(frame: pl.DataFrame) -> pa.Schema | None:
+    """The frame's schema in the types pyarrow's JSON reader converts to (it cannot make
+    large lists); None if it has no Arrow form (polars' Int128 for integers beyond 64 bits)."""
+
+    def readable(dtype: pa.DataType) -> pa.DataType:
+        if pa.types.is_large_list(dtype) or pa.types.is_list(dtype):
+            return pa.list_(readable(dtype.value_type))
+        if pa.types.is_struct(dtype):
+            return pa.struct([f.with_type(readable(f.type)) for f in dtype])
+        return dtype
+
+    try:
+        schema = frame.to_arrow().schema
+    except (pa.ArrowException, pl.exceptions.PolarsError):
+        return None
+    return pa.schema([f.with_type(readable(f.type)) for f in schema])
+
+
+def _parse_with_schema(raw: RawLines, schema: pa.Schema) -> pl.DataFrame | None:
     """Every line parsed with a known schema, or None if any line does not fit it exactly.
 
     Parsing with a schema is a single pass, twice as fast as polars inferring one. pyarrow
     (unlike polars given a schema) fails on a field the schema lacks or a changed type, so
-    nothing is dropped or coerced: such a batch goes the inferring way instead.
+    nothing is dropped or coerced: such a batch goes the inferring way instead. pyarrow
+    skips blank lines and takes two objects on one line, so the batch must have no blank
+    line and one row a line; and its strings must be valid UTF-8.
     """
+    if raw.has_blank_line:
+        return None
+    chunk = raw.data
     options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error")
     # One block for the whole batch (a batch over 2 GiB fails here and is inferred instead).
     one_block = pj.ReadOptions(use_threads=False, block_size=min(len(chunk) + 1, 2**31 - 1))
@@ -144,9 +190,10 @@ def _parse_with_schema(chunk: memoryview, lines: int, schema: pa.Schema) -> pl.D
         table = pj.read_json(source, read_options=one_block, parse_options=options)
     except pa.ArrowInvalid:
         return None
-    if table.num_rows != lines or table.column("text").null_count:  # blank line, no text
+    if table.num_rows != len(raw.ends) or table.column("text").null_count:
         return None
-    return pl.from_arrow(table)
+    frame: pl.DataFrame = pl.from_arrow(table)  # type: ignore[assignment]
+    return frame if all(_strings_valid(column) for column in frame.iter_columns()) else None
 
 
 def _parse_inferring(lines: list[bytes]) -> pl.DataFrame | None:
@@ -188,17 +235,22 @@ class BatchParser:
 
     def __init__(self) -> None:
         self.schema: pa.Schema | None = None
+        self.schema_readable = True  # False once pyarrow cannot read into such a schema
 
     def parse(self, raw: RawLines) -> RawBatch:
-        lines, first_line = len(raw.ends), raw.first_line
+        first_line = raw.first_line
         if self.schema is not None:
-            frame = _parse_with_schema(raw.data, lines, self.schema)
+            try:
+                frame = _parse_with_schema(raw, self.schema)
+            except pa.ArrowNotImplementedError:  # a type pyarrow's JSON reader cannot make
+                frame, self.schema, self.schema_readable = None, None, False
             if frame is not None:
                 return RawBatch(first_line, _with_line_numbers(frame, first_line), raw=raw)
         split = split_lines(raw.data)
         frame = _parse_inferring(split)
         if frame is not None:
-            self.schema = frame.to_arrow().schema
+            if self.schema_readable:
+                self.schema = json_schema(frame)
             return RawBatch(first_line, _with_line_numbers(frame, first_line), raw=raw)
         batch = _parse_line_by_line(split, first_line)
         batch.raw = raw

@@ -54,7 +54,10 @@ def spliced(raw: RawLines, line_number: int, members: bytes) -> list[bytes | mem
         end -= 1
     if end - start < 4 or data[end - 2 : end] != CLOSING:
         return None
-    comma = b"" if data[end - 3] == ord("{") else b","  # "metadata":{} has no members yet
+    before = end - 3  # the last character inside metadata; {} and { } have no members yet
+    while before > start and data[before] in WHITESPACE:
+        before -= 1
+    comma = b"" if data[before] == ord("{") else b","
     return [data[start : end - 2], comma, members, b"}}\n"]
 
 
