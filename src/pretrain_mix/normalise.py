@@ -215,10 +215,8 @@ class Edit:
     find_is_a_shortcut: bool = True
 
     @classmethod
-    def of_rare_chars(
-        cls, pattern: str, rewrite: Callable[[pl.Series], pl.Series], adds: bool = False
-    ) -> Edit:
-        return cls(rewrite, found(pattern), rare_chars=pattern, adds_characters=adds)
+    def of_rare_chars(cls, pattern: str, rewrite: Callable[[pl.Series], pl.Series]) -> Edit:
+        return cls(rewrite, found(pattern), rare_chars=pattern)
 
 
 def html_edits(settings: Mapping[str, Any]) -> list[Edit]:
@@ -233,8 +231,16 @@ def html_edits(settings: Mapping[str, Any]) -> list[Edit]:
 def unicode_edits(settings: Mapping[str, Any]) -> list[Edit]:
     edits = []
     if settings.get("fix_mojibake"):
-        mojibake = LOOKS_LIKE_MOJIBAKE
-        edits.append(Edit(repair_mojibake, found(mojibake), mojibake, True, False))
+        broken = LOOKS_LIKE_MOJIBAKE
+        edits.append(
+            Edit(
+                repair_mojibake,
+                found(broken),
+                rare_chars=broken,
+                adds_characters=True,
+                find_is_a_shortcut=False,
+            )
+        )
     form = settings.get("unicode", "NFC")
     if form and form != "none":
         nfc = chars_that_may_change(form)
