@@ -191,7 +191,9 @@ def test_a_bad_line_in_a_later_batch(tmp_path: Path, line: bytes, error: str) ->
 
 def test_line_numbers_stay_right_after_batches_that_fell_back(tmp_path: Path) -> None:
     lines = [doc(0), doc(1), doc(2), {**doc(3), "url": "u"}, b'{"text": 5}', doc(5)]
-    lines += [b"", doc(7), doc(8), {"text": "document 9", "metadata": {"x": "nine"}}, doc(10)]
+    eight = {"text": "document 8", "metadata": {"x": "eight", "source": "s"}}
+    # x turns string for the batch of lines 9-10 only: each batch may have its own types.
+    lines += [b"", doc(7), eight, {"text": "document 9", "metadata": {"x": "nine"}}, doc(10)]
     batches = read(gz(tmp_path / "raw.jsonl.gz", lines), 2)
     assert [(r[LINE], r["text"]) for b in batches for r in rows(b)] == [
         (n, f"document {n - 1}") for n in (1, 2, 3, 4, 6, 8, 9, 10, 11)
@@ -241,15 +243,31 @@ def test_integers_beyond_int64_are_kept(tmp_path: Path) -> None:
     ]
 
 
-# --- known limitation (as before the fast reader) -------------------------------------------------
+# --- values of different types in one field ---------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True, reason="polars infers one type for a batch and coerces to it (not fixed yet)"
-)
+KINDS = {True: "a boolean", "seven": "a string", "{": "an object", "[": "a list"}
+
+
 @pytest.mark.parametrize("other", [True, "seven", {"deep": 1}, [1]])
-def test_types_mixed_within_one_batch_are_kept(tmp_path: Path, other: Any) -> None:
+@pytest.mark.parametrize("where", ["first", "later"])
+def test_types_mixed_within_one_batch_fail_naming_line_and_field(
+    tmp_path: Path, other: Any, where: str
+) -> None:
+    """polars would make one type of them (true next to 3 becomes 1, an object null)."""
     mixed = {"text": "document 2", "metadata": {"x": other, "source": "s"}}
-    batches = read(gz(tmp_path / "raw.jsonl.gz", [doc(0), doc(1), mixed, doc(3)]), 2)
-    expected = [{**mixed, LINE: 3}, {**doc(3), LINE: 4}]
-    assert exact(rows(batches[1])) == exact(expected)
+    lines = [doc(0), doc(1), mixed, doc(3)] if where == "later" else [doc(1), mixed]
+    path = gz(tmp_path / "raw.jsonl.gz", lines)
+    with pytest.raises(RawInputError) as failure:
+        read(path, 2)
+    kind = KINDS[other if isinstance(other, (bool, str)) else json.dumps(other)[0]]
+    first = 3 if where == "later" else 2
+    message = str(failure.value)
+    assert message.startswith(f"{path}, line {first + 1 if where == 'later' else first}: ")
+    assert "metadata.x is" in message and kind in message and "\n" not in message
+
+
+def test_integers_and_decimals_and_nulls_share_a_field(tmp_path: Path) -> None:
+    lines = [doc(0, y=1), doc(1, y=2.5), doc(2, y=None), doc(3, y=4)]
+    batches = read(gz(tmp_path / "raw.jsonl.gz", lines), 4)
+    assert [r["metadata"]["y"] for r in rows(batches[0])] == [1.0, 2.5, None, 4.0]

@@ -9,7 +9,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import polars as pl
 import pyarrow as pa
@@ -197,16 +197,66 @@ def _parse_with_schema(raw: RawLines, schema: pa.Schema) -> pl.DataFrame | None:
 
 
 def _parse_inferring(lines: list[bytes]) -> pl.DataFrame | None:
-    """polars infers the schema and parses; None on any doubt (then check line by line)."""
+    """polars infers the schema and parses; None on any doubt (then check line by line).
+
+    polars makes one type of a field whose values differ in type (true next to 3 becomes 1,
+    an object next to 3 null). pyarrow's inference refuses such a batch, so it checks first:
+    one more pass, for the first batch and for those that do not fit the schema before.
+    """
     if not all(_STARTS_WITH_TEXT.match(line) for line in lines):
         return None
+    joined = b"\n".join(lines)
     try:
-        frame = pl.read_ndjson(io.BytesIO(b"\n".join(lines)), infer_schema_length=None)
-    except pl.exceptions.PolarsError:
+        whole = pj.ReadOptions(use_threads=False, block_size=min(len(joined) + 1, 2**31 - 1))
+        pj.read_json(pa.BufferReader(pa.py_buffer(joined)), read_options=whole)
+        frame = pl.read_ndjson(io.BytesIO(joined), infer_schema_length=None)
+    except (pa.ArrowException, pl.exceptions.PolarsError):
         return None
     if len(frame) != len(lines) or frame.schema.get("text") != pl.String:
         return None
     return frame if frame["text"].null_count() == 0 else None
+
+
+class MixedTypesError(RawInputError):
+    """A field has values of different JSON types within one batch."""
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "a list" if isinstance(value, list) else "an object"
+
+
+def check_one_type_per_field(records: list[dict[str, Any]], numbers: list[int]) -> None:
+    """Fail, naming the line and the field, where a value's JSON type differs from the type
+    the field had on an earlier line (null goes with anything, integers with decimals): a
+    frame column has one type, and polars would quietly change one of the values."""
+    seen: dict[str, tuple[str, int]] = {}
+
+    def visit(value: Any, field: str, number: int) -> None:
+        if value is None:
+            return
+        kind = _kind(value)
+        earlier = seen.setdefault(field, (kind, number))
+        if earlier[0] != kind:
+            raise MixedTypesError(
+                f"line {number}: {field} is {kind} here but {earlier[0]} on line {earlier[1]};"
+                " a field needs one JSON type (or null) within a batch of cleaning.batch_size"
+                " lines: make it one type in the raw file, or re-run stage 1"
+            )
+        if isinstance(value, dict):
+            for key, item in value.items():
+                visit(item, f"{field}.{key}" if field else key, number)
+        elif isinstance(value, list):
+            for item in value:
+                visit(item, f"{field}[]", number)
+
+    for record, number in zip(records, numbers, strict=True):
+        visit(record, "", number)
 
 
 def _parse_line_by_line(lines: list[bytes], first_line: int) -> RawBatch:
@@ -223,6 +273,7 @@ def _parse_line_by_line(lines: list[bytes], first_line: int) -> RawBatch:
             continue
         good.append(record)
         good_numbers.append(number)
+    check_one_type_per_field(good, good_numbers)
     frame = pl.DataFrame(good, infer_schema_length=None) if good else pl.DataFrame()
     if good:
         frame = frame.with_columns(pl.Series(LINE, good_numbers, pl.Int64))
@@ -275,6 +326,8 @@ def iter_raw_batches(path: str | Path, batch_size: int, skip_bad: bool) -> Itera
                     )
                 yield batch
                 first_line += len(raw.ends)
+    except MixedTypesError as exc:
+        raise RawInputError(f"{path}, {exc}") from None
     except (OSError, EOFError, zlib.error) as exc:
         raise RawInputError(
             f"{path}: cannot read after line {first_line - 1} ({exc}); the file is damaged:"
