@@ -271,3 +271,31 @@ def test_integers_and_decimals_and_nulls_share_a_field(tmp_path: Path) -> None:
     lines = [doc(0, y=1), doc(1, y=2.5), doc(2, y=None), doc(3, y=4)]
     batches = read(gz(tmp_path / "raw.jsonl.gz", lines), 4)
     assert [r["metadata"]["y"] for r in rows(batches[0])] == [1.0, 2.5, None, 4.0]
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [b"null", b" " * 100, b"\xef\xbb\xbf" + json.dumps(doc(2)).encode(), b"[1]"],
+    ids=["null", "long blank", "bom", "array"],
+)
+def test_a_later_line_that_is_not_an_object_is_bad_and_nothing_shifts(
+    tmp_path: Path, odd: bytes
+) -> None:
+    """Found in review: pyarrow with a schema crashed the process on `null`, and a long blank
+    line next to two objects on one line kept the row count right."""
+    two = json.dumps(doc(3)).encode() + b" " + json.dumps(doc(4)).encode()
+    path = gz(tmp_path / "raw.jsonl.gz", [doc(0), doc(1), odd, two, doc(5)])
+    batches = read(path, 3)
+    assert [(r[LINE], r["text"]) for b in batches for r in rows(b)] == [
+        (1, "document 0"),
+        (2, "document 1"),
+        (5, "document 5"),
+    ]
+    assert [bad.line_number for b in batches for bad in b.bad] == [3, 4]
+
+
+def test_an_escaped_lone_surrogate_becomes_a_replacement_character(tmp_path: Path) -> None:
+    lone = b'{"text": "b\\ud800x \\ud83d\\ude00", "metadata": {"x": 1, "source": "s"}}'
+    for before in ([], [doc(0)]):
+        batches = read(gz(tmp_path / "raw.jsonl.gz", [*before, lone]), 1)
+        assert rows(batches[-1])[0]["text"] == "b\ufffdx \U0001f600"

@@ -193,3 +193,19 @@ def test_empty_metadata_with_a_space_inside(tmp_path: Path) -> None:
     docs = documents(lambda i: {})
     data = rejected_file(tmp_path, [compact(d).replace(b"{}", b"{ }") for d in docs])
     assert parsed(data) == verdicts(docs, duplicate_of=2)
+
+
+def test_lines_the_reader_repaired_are_written_as_repaired(tmp_path: Path) -> None:
+    """Found in review: splicing copied the raw bytes of a line the reader had repaired
+    (invalid UTF-8) or read loosely (NaN), giving a file that is not UTF-8 or not JSON."""
+    lines = [
+        b'{"text":"short\xff","metadata":{"a":1}}',
+        b'{"text":"tiny","metadata":{"a":NaN}}',
+    ]
+    data = rejected_file(tmp_path, lines)
+    data.decode("utf-8")  # valid UTF-8
+    records = [
+        json.loads(line, parse_constant=lambda c: pytest.fail(c)) for line in data.split(b"\n")[:-1]
+    ]
+    assert [r["text"] for r in records] == ["short\ufffd", "tiny"]
+    assert [r["metadata"]["filter_reason"] for r in records] == ["too_short", "too_short"]

@@ -188,7 +188,7 @@ class StoredBatch:
 
     judged: pl.DataFrame | None
     bad: list[BadRecord]
-    raw: RawLines | None = None  # the lines as read, while they are in memory (not stored)
+    raw: RawLines | None = None  # the lines as read: valid until the reader moves on; not stored
 
 
 class BatchStore:

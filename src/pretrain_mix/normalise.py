@@ -209,7 +209,10 @@ class Edit:
     rewrite: Callable[[pl.Series], pl.Series]
     find: Callable[[pl.Series], pl.Series]
     rare_chars: str | None = None
-    adds_characters: bool = False  # may write rare characters (decoded entities, ftfy)
+    # May write rare characters (decoded entities, ftfy): rows it changes after the shared
+    # scan join the scanned rows. Today both such edits run before the scan, or only on
+    # rows already in it; the flag keeps the runner right if the order changes.
+    adds_characters: bool = False
     # The rewrite leaves rows `find` rules out unchanged anyway, so it may as well be given
     # the whole batch. Not so where `find` is the rule: ftfy only sees text that looks broken.
     find_is_a_shortcut: bool = True
@@ -243,8 +246,8 @@ def unicode_edits(settings: Mapping[str, Any]) -> list[Edit]:
         )
     form = settings.get("unicode", "NFC")
     if form and form != "none":
-        nfc = chars_that_may_change(form)
-        edits.append(Edit.of_rare_chars(nfc, lambda text: text.str.normalize(form)))
+        may_change = chars_that_may_change(form)
+        edits.append(Edit.of_rare_chars(may_change, lambda text: text.str.normalize(form)))
     return edits
 
 

@@ -42,7 +42,9 @@ class RawLines:
     data: memoryview
     first_line: int
     ends: list[int]
-    has_blank_line: bool = False  # empty, or only spaces, tabs and \r
+    # Whether every line starts with "{": the one shape the schema path takes (a blank line,
+    # `null`, a byte-order mark or leading spaces send the batch the careful way).
+    all_objects: bool = True
 
     def span(self, line_number: int) -> tuple[int, int]:
         index = line_number - self.first_line
@@ -71,7 +73,7 @@ _STARTS_WITH_TEXT = re.compile(rb'\s*\{\s*"text"\s*:\s*"')
 # Decompressed bytes read at a time: under glibc's mmap threshold, so each read reuses
 # freed memory instead of mapping fresh pages and faulting them in.
 READ_BLOCK = 1 << 20
-BLANK_LINE_MAX = 64  # longer lines are not looked at (then only the row count catches them)
+OPEN_BRACE = ord("{")
 
 
 class LineChunks:
@@ -91,7 +93,7 @@ class LineChunks:
         filled = 0  # bytes of the buffer in use
         start = end = 0  # the current piece, and how far it has been searched
         ends: list[int] = []  # line ends so far in the current piece, from its start
-        blank = False  # whether the current piece has a blank line so far
+        all_objects = True  # whether every line of the current piece so far starts with {
         first_line = 1
         while True:
             if filled + READ_BLOCK > len(self.buffer):  # a new buffer: views may hold the old
@@ -104,25 +106,23 @@ class LineChunks:
                 break
             filled += read
             while (found := self.buffer.find(b"\n", end, filled)) >= 0:
-                # A blank line is short: only short lines need a look at their bytes.
-                if found - end < BLANK_LINE_MAX and not self.buffer[end:found].strip():
-                    blank = True
+                all_objects = all_objects and self.buffer[end] == OPEN_BRACE
                 end = found + 1
                 ends.append(end - start)
                 if len(ends) == self.lines_per_chunk:
                     with memoryview(self.buffer) as view:
-                        yield RawLines(view[start:end], first_line, ends, blank)
-                    start, first_line, ends, blank = end, first_line + len(ends), [], False
+                        yield RawLines(view[start:end], first_line, ends, all_objects)
+                    start, first_line, ends, all_objects = end, first_line + len(ends), [], True
             # Move the unfinished piece to the front, so the buffer stays one batch long.
             if start:
                 self.buffer[: filled - start] = self.buffer[start:filled]
                 filled, end, start = filled - start, end - start, 0
         if filled:
             if not ends or ends[-1] != filled:  # a last line without a newline
-                blank = blank or not self.buffer[end:filled].strip()
+                all_objects = all_objects and self.buffer[end] == OPEN_BRACE
                 ends.append(filled)
             with memoryview(self.buffer) as view:
-                yield RawLines(view[:filled], first_line, ends, blank)
+                yield RawLines(view[:filled], first_line, ends, all_objects)
 
 
 def split_lines(chunk: memoryview) -> list[bytes]:
@@ -176,10 +176,12 @@ def _parse_with_schema(raw: RawLines, schema: pa.Schema) -> pl.DataFrame | None:
     Parsing with a schema is a single pass, twice as fast as polars inferring one. pyarrow
     (unlike polars given a schema) fails on a field the schema lacks or a changed type, so
     nothing is dropped or coerced: such a batch goes the inferring way instead. pyarrow
-    skips blank lines and takes two objects on one line, so the batch must have no blank
-    line and one row a line; and its strings must be valid UTF-8.
+    skips blank lines and takes two objects on one line, so every line must start with an
+    object (then no line can give no row, and one row a line means one object a line);
+    and its strings must be valid UTF-8. Only such strict input may be spliced into rejected
+    lines (RawBatch.raw), so the careful paths do not pass the raw lines on.
     """
-    if raw.has_blank_line:
+    if not raw.all_objects:
         return None
     chunk = raw.data
     options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error")
@@ -259,6 +261,21 @@ def check_one_type_per_field(records: list[dict[str, Any]], numbers: list[int]) 
         visit(record, "", number)
 
 
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def without_lone_surrogates(value: Any) -> Any:
+    """json.loads makes an escaped lone surrogate ("\\ud800") into a str that no UTF-8 can
+    hold; it becomes U+FFFD, as invalid UTF-8 bytes do."""
+    if isinstance(value, str):
+        return LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {without_lone_surrogates(k): without_lone_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_lone_surrogates(item) for item in value]
+    return value
+
+
 def _parse_line_by_line(lines: list[bytes], first_line: int) -> RawBatch:
     good, good_numbers, bad = [], [], []
     for number, raw in enumerate(lines, first_line):
@@ -268,6 +285,8 @@ def _parse_line_by_line(lines: list[bytes], first_line: int) -> RawBatch:
         except json.JSONDecodeError as exc:
             bad.append(BadRecord(number, line, f"not JSON: {exc.msg} at column {exc.colno}"))
             continue
+        if "\\ud" in line.lower():  # only an escape can make a lone surrogate
+            record = without_lone_surrogates(record)
         if not isinstance(record, dict) or not isinstance(record.get("text"), str):
             bad.append(BadRecord(number, line, "no string 'text' field"))
             continue
@@ -303,9 +322,9 @@ class BatchParser:
             if self.schema_readable:
                 self.schema = json_schema(frame)
             return RawBatch(first_line, _with_line_numbers(frame, first_line), raw=raw)
-        batch = _parse_line_by_line(split, first_line)
-        batch.raw = raw
-        return batch
+        # Lines read one by one may have been repaired (invalid UTF-8, lone surrogates) or
+        # taken loosely (NaN): their raw bytes are not passed on to be copied.
+        return _parse_line_by_line(split, first_line)
 
 
 def iter_raw_batches(path: str | Path, batch_size: int, skip_bad: bool) -> Iterator[RawBatch]:
