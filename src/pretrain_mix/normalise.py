@@ -164,10 +164,6 @@ CONTROL_CHARS = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]"
 UNICODE_SPACES = [chr(c) for c in (0x00A0, 0x1680, *range(0x2000, 0x200B), 0x202F, 0x205F, 0x3000)]
 
 
-def remove_control_chars_from(text: pl.Series) -> pl.Series:
-    return text.str.replace_all(CONTROL_CHARS, "")
-
-
 UNICODE_SPACE_CLASS = "[" + "".join(rf"\x{{{ord(c):X}}}" for c in UNICODE_SPACES) + "]"
 
 
@@ -252,7 +248,7 @@ def unicode_edits(settings: Mapping[str, Any]) -> list[Edit]:
 
 
 def control_char_edits(settings: Mapping[str, Any]) -> list[Edit]:
-    return [Edit.of_rare_chars(CONTROL_CHARS, remove_control_chars_from)]
+    return [Edit.of_rare_chars(CONTROL_CHARS, replacing(CONTROL_CHARS, ""))]
 
 
 def whitespace_edits(settings: Mapping[str, Any]) -> list[Edit]:

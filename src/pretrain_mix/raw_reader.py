@@ -170,6 +170,14 @@ def json_schema(frame: pl.DataFrame) -> pa.Schema | None:
     return pa.schema([f.with_type(readable(f.type)) for f in schema])
 
 
+def _read_json(data: bytes | memoryview, options: pj.ParseOptions | None = None) -> pa.Table:
+    """pyarrow's JSON reader over a whole batch, on this thread, in one block (a batch over
+    2 GiB fails, and is then read the careful way)."""
+    one_block = pj.ReadOptions(use_threads=False, block_size=min(len(data) + 1, 2**31 - 1))
+    source = pa.BufferReader(pa.py_buffer(data))
+    return pj.read_json(source, read_options=one_block, parse_options=options)
+
+
 def _parse_with_schema(raw: RawLines, schema: pa.Schema) -> pl.DataFrame | None:
     """Every line parsed with a known schema, or None if any line does not fit it exactly.
 
@@ -183,13 +191,9 @@ def _parse_with_schema(raw: RawLines, schema: pa.Schema) -> pl.DataFrame | None:
     """
     if not raw.all_objects:
         return None
-    chunk = raw.data
     options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error")
-    # One block for the whole batch (a batch over 2 GiB fails here and is inferred instead).
-    one_block = pj.ReadOptions(use_threads=False, block_size=min(len(chunk) + 1, 2**31 - 1))
     try:
-        source = pa.BufferReader(pa.py_buffer(chunk))
-        table = pj.read_json(source, read_options=one_block, parse_options=options)
+        table = _read_json(raw.data, options)
     except pa.ArrowInvalid:
         return None
     if table.num_rows != len(raw.ends) or table.column("text").null_count:
@@ -209,8 +213,7 @@ def _parse_inferring(lines: list[bytes]) -> pl.DataFrame | None:
         return None
     joined = b"\n".join(lines)
     try:
-        whole = pj.ReadOptions(use_threads=False, block_size=min(len(joined) + 1, 2**31 - 1))
-        pj.read_json(pa.BufferReader(pa.py_buffer(joined)), read_options=whole)
+        _read_json(joined)
         frame = pl.read_ndjson(io.BytesIO(joined), infer_schema_length=None)
     except (pa.ArrowException, pl.exceptions.PolarsError):
         return None
